@@ -1,0 +1,20 @@
+"""Dataset sources: each returns a :class:`SampleSet`."""
+
+from lsi_app.data.digits import load_digits_samples
+from lsi_app.data.samples import SampleSet
+
+#: Dataset sources that ``--dataset`` accepts, by name.
+DATASETS = {"digits": load_digits_samples}
+
+
+def load_dataset(source: str) -> SampleSet:
+    """Load a dataset by source name; raise ValueError naming the choices when unknown."""
+    try:
+        loader = DATASETS[source]
+    except KeyError:
+        choices = ", ".join(sorted(DATASETS))
+        raise ValueError(f"unknown dataset source {source!r}; available: {choices}") from None
+    return loader()
+
+
+__all__ = ["DATASETS", "SampleSet", "load_dataset", "load_digits_samples"]

@@ -1,0 +1,34 @@
+"""Shared fixtures: an isolated workspace and one digits run reused across tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from lsi_app.pipeline import PipelineResult, run_pipeline
+from lsi_app.store import ResultCache
+from lsi_app.store.cache import HOME_VARIABLE
+
+
+@pytest.fixture(scope="session")
+def shared_workspace(tmp_path_factory):
+    """A workspace directory holding the default digits result, computed once per session."""
+    return tmp_path_factory.mktemp("workspace")
+
+
+@pytest.fixture(scope="session")
+def digits_result(shared_workspace) -> PipelineResult:
+    return run_pipeline(cache=ResultCache(shared_workspace))
+
+
+@pytest.fixture
+def digits_workspace(shared_workspace, digits_result, monkeypatch):
+    """Point ``LSI_APP_HOME`` at the workspace that already holds the digits result."""
+    monkeypatch.setenv(HOME_VARIABLE, str(shared_workspace))
+    return shared_workspace
+
+
+@pytest.fixture
+def empty_workspace(tmp_path, monkeypatch):
+    """Point ``LSI_APP_HOME`` at a new empty directory."""
+    monkeypatch.setenv(HOME_VARIABLE, str(tmp_path))
+    return tmp_path

@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+
+from lsi_app.engine import compute_lsi
+
+from tests.engine.helpers import blobs
+
+
+def _data(n_samples=40, n_features=3, n_classes=3, seed=0):
+    x, y = blobs(n_samples, n_features, n_classes, seed=seed, spread=1.2)
+    return x[:, :-1].numpy(), y.numpy()
+
+
+def test_compute_lsi_columns_and_order():
+    features, labels = _data()
+
+    table = compute_lsi(features, labels, device="cpu")
+
+    assert list(table.columns) == ["lsi", "loss", "p_label", "predicted", "margin"]
+    assert len(table) == len(labels)
+    assert (table["lsi"] >= 0).all()
+    np.testing.assert_allclose(table["loss"], -np.log(table["p_label"]), rtol=1e-12)
+    correct = table["predicted"] == labels
+    assert (table.loc[correct, "margin"] > 0).all()
+    assert (table.loc[~correct, "margin"] <= 0).all()
+
+
+def test_compute_lsi_rows_follow_input_order():
+    features, labels = _data()
+    order = np.random.default_rng(1).permutation(len(labels))
+
+    table = compute_lsi(features, labels)
+    shuffled = compute_lsi(features[order], labels[order])
+
+    np.testing.assert_allclose(shuffled["lsi"].to_numpy(), table["lsi"].to_numpy()[order], rtol=1e-6)
+
+
+def test_compute_lsi_records_settings():
+    features, labels = _data()
+
+    settings = compute_lsi(features, labels, prior_precision=2.5, device="cpu").attrs["lsi_settings"]
+
+    assert settings["prior_precision"] == 2.5
+    assert settings["hessian"] == "full"
+    assert settings["method"] == "fast"
+    assert settings["device"] == "cpu"
+    assert settings["dtype"] == "float64"
+    assert settings["n_parameters"] == 3 * 4
+    assert settings["gradient_norm"] <= 1e-10
+
+
+def test_compute_lsi_exact_close_to_fast():
+    features, labels = _data(n_samples=30)
+
+    fast = compute_lsi(features, labels)["lsi"].to_numpy()
+    exact = compute_lsi(features, labels, method="exact")["lsi"].to_numpy()
+
+    assert np.median(np.abs(fast - exact) / exact) < 0.1
+
+
+def test_compute_lsi_without_bias_has_fewer_parameters():
+    features, labels = _data()
+
+    settings = compute_lsi(features, labels, bias=False).attrs["lsi_settings"]
+
+    assert settings["n_parameters"] == 3 * 3
+
+
+def test_compute_lsi_float32_close_to_float64():
+    features, labels = _data()
+
+    single = compute_lsi(features, labels, dtype=torch.float32)["lsi"].to_numpy()
+    double = compute_lsi(features, labels)["lsi"].to_numpy()
+
+    np.testing.assert_allclose(single, double, rtol=1e-2, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "features, labels, options, message",
+    [
+        (np.zeros((4, 2)), np.array([0, 1, 0]), {}, "4 rows but labels have 3"),
+        (np.zeros(4), np.array([0, 1, 0, 1]), {}, "2-D array"),
+        (np.zeros((4, 2)), np.zeros((4, 1), dtype=int), {}, "1-D array"),
+        (np.zeros((0, 2)), np.zeros(0, dtype=int), {}, "empty"),
+        (np.array([[0.0], [np.nan], [1.0], [np.inf]]), np.array([0, 1, 0, 1]), {}, "rows 1, 3"),
+        (np.zeros((4, 2)), np.zeros(4, dtype=int), {}, "at least 2 classes"),
+        (np.zeros((4, 2)), np.array([0.5, 1, 0, 1]), {}, "must be integers"),
+        (np.zeros((4, 2)), np.array([-1, 1, 0, 1]), {}, "must be >= 0"),
+        (np.zeros((4, 2)), np.array([0, 1, 0, 1]), {"prior_precision": 0.0}, "prior_precision must be"),
+        (np.zeros((4, 2)), np.array([0, 1, 0, 1]), {"prior_precision": -1.0}, "prior_precision must be"),
+        (np.zeros((4, 2)), np.array([0, 1, 0, 1]), {"hessian": "block"}, "hessian='block' is not supported"),
+        (np.zeros((4, 2)), np.array([0, 1, 0, 1]), {"method": "slow"}, "method='slow' is not supported"),
+        (np.zeros((4, 2)), np.array([0, 1, 0, 1]), {"device": "tpu"}, "device='tpu' is not supported"),
+        (np.zeros((4, 2)), np.array([0, 1, 0, 1]), {"n_classes": 1}, "n_classes=1"),
+    ],
+)
+def test_compute_lsi_rejects_bad_input(features, labels, options, message):
+    with pytest.raises(ValueError, match=message):
+        compute_lsi(features, labels, **options)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_compute_lsi_cuda_missing_is_clear():
+    features, labels = _data()
+
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        compute_lsi(features, labels, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compute_lsi_cuda_matches_cpu():
+    features, labels = _data()
+
+    gpu = compute_lsi(features, labels, device="cuda")["lsi"].to_numpy()
+    cpu = compute_lsi(features, labels, device="cpu")["lsi"].to_numpy()
+
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-6, atol=1e-12)
+
+
+def test_compute_lsi_rejects_posterior_too_large(monkeypatch):
+    monkeypatch.setattr("lsi_app.engine.api._available_bytes", lambda device: 1000)
+    features, labels = _data()
+
+    with pytest.raises(ValueError, match=r"needs about .* GiB"):
+        compute_lsi(features, labels)

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import lsi_app
+from lsi_app.pipeline import DATASET_VARIABLE
+from lsi_app.store import ResultCache
+
+APP = str(Path(lsi_app.__file__).with_name("app.py"))
+#: First runs train the CNN; AppTest's default of 3 s is too short for that.
+TIMEOUT = 120
+
+
+def _images(app):
+    return app.get("image")
+
+
+def test_ranking_page_shows_96_thumbnails(digits_workspace):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+    assert not app.exception
+    assert not app.error
+    images = _images(app)
+    assert len(images) == 96
+    assert images[0].proto.imgs[0].alt.startswith("digits-")
+    assert "LSI" in images[0].proto.imgs[0].caption
+    assert [metric.label for metric in app.metric] == ["Samples", "Probe accuracy", "Mean LSI (nats)", "Median LSI (nats)"]
+    assert app.metric[0].value == "1,797"
+
+
+def test_ranking_page_grids_sorted_by_lsi(digits_workspace, digits_result):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+    shown = [image.proto.imgs[0].alt for image in _images(app)]
+    table = digits_result.table
+    highest = table.sort_values("lsi", ascending=False, kind="stable")["sample_id"].tolist()
+    lowest = table.sort_values("lsi", ascending=True, kind="stable")["sample_id"].tolist()
+    assert shown[:48] == highest[:48]
+    assert shown[48:] == lowest[:48]
+
+
+def test_ranking_page_computes_on_first_visit(empty_workspace):
+    st.cache_data.clear()  # Results cached in memory by earlier tests would hide the first run.
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+    assert not app.exception
+    assert len(_images(app)) == 96
+    assert len(list((empty_workspace / "results").glob("*.parquet"))) == 1
+
+    # A rerun reads the stored result instead of training again.
+    app.run()
+    assert len(_images(app)) == 96
+
+
+def test_ranking_page_unknown_dataset_shows_error(empty_workspace, monkeypatch):
+    monkeypatch.setenv(DATASET_VARIABLE, "imagenet")
+
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+    assert not app.exception
+    assert len(app.error) == 1
+    assert "unknown dataset source 'imagenet'" in app.error[0].value
+    assert len(_images(app)) == 0
+    assert ResultCache(empty_workspace).directory.exists() is False
