@@ -10,27 +10,37 @@ from enum import Enum
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import spearmanr
 
-from lsi_app.engine._linalg import append_bias
+from lsi_app.engine._linalg import CHUNK_BYTES, append_bias
 from lsi_app.engine.lsi import exact_lsi, fast_lsi
-from lsi_app.engine.posterior import FullPosterior
+from lsi_app.engine.mislabel import mislabel_score
+from lsi_app.engine.posterior import POSTERIORS, FullPosterior, HessianStructure, Posterior, fit_posterior, log_evidence
+from lsi_app.engine.prior import select_prior_precision
 from lsi_app.engine.probe import fit_probe
+from lsi_app.progress import ProgressCallback, ignore_progress, scaled
 
 logger = logging.getLogger(__name__)
 
-#: Share of currently available memory that a dense posterior may take. The
-#: precision, its Cholesky factor and the covariance are held at once, and the
-#: scoring chunks need room beside them.
+#: Share of currently available memory that the posterior may take; the
+#: features, the scoring chunks and the rest of the process need the remainder.
 MEMORY_SHARE = 0.5
 
-#: Number of P x P matrices alive at once for a full posterior.
-_FULL_POSTERIOR_MATRICES = 3
+#: Share of currently available memory that one scoring chunk may take, and
+#: the cap that keeps chunks cache-friendly on a large host.
+CHUNK_MEMORY_SHARE = 0.1
+MAX_CHUNK_BYTES = 1 << 30
 
+#: Up to this many probe weights the default dtype is float64: the dense
+#: factorisations are cheap there and exact leave-one-out differences of
+#: typical samples (LSI near 1e-6 nats) stay above rounding. Larger problems
+#: default to float32, which halves memory and doubles matrix-product speed.
+FLOAT64_MAX_PARAMETERS = 4096
 
-class Hessian(str, Enum):
-    """Posterior structure."""
+#: Seed of the random subset scored exactly by ``self_check``.
+SELF_CHECK_SEED = 0
 
-    FULL = "full"
+Hessian = HessianStructure
 
 
 class Method(str, Enum):
@@ -64,14 +74,15 @@ def resolve_device(device: str | Device) -> torch.device:
     return torch.device(choice.value)
 
 
-def _available_bytes(device: torch.device) -> int:
+def available_bytes(device: torch.device) -> int:
+    """Return the memory currently free on ``device`` in bytes."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return free
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def validate_inputs(features: object, labels: object, prior_precision: float) -> tuple[np.ndarray, np.ndarray]:
+def validate_inputs(features: object, labels: object, prior_precision: float | str) -> tuple[np.ndarray, np.ndarray]:
     """Check shapes, values and settings; raise ValueError naming the problem and the fix.
 
     Returns
@@ -109,12 +120,25 @@ def validate_inputs(features: object, labels: object, prior_precision: float) ->
     if labels.min() < 0:
         raise ValueError(f"labels must be >= 0, got {labels.min()}; map them to 0..n_classes-1")
     if np.unique(labels).size < 2:
-        raise ValueError(
-            f"labels contain {np.unique(labels).size} class; LSI needs at least 2 classes"
-        )
-    if not np.isfinite(prior_precision) or prior_precision <= 0:
-        raise ValueError(f"prior_precision must be a finite number > 0, got {prior_precision}")
+        raise ValueError(f"labels contain {np.unique(labels).size} class; LSI needs at least 2 classes")
+    if isinstance(prior_precision, str):
+        if prior_precision != "auto":
+            raise ValueError(f"prior_precision={prior_precision!r} is not supported; pass a number > 0 or 'auto'")
+    elif not np.isfinite(prior_precision) or prior_precision <= 0:
+        raise ValueError(f"prior_precision must be a finite number > 0 or 'auto', got {prior_precision}")
     return features, labels.astype(np.int64)
+
+
+def _check_memory(structure: HessianStructure, n_classes: int, n_features: int, dtype: torch.dtype, device: torch.device) -> None:
+    element_size = torch.empty(0, dtype=dtype).element_size()
+    needed = POSTERIORS[structure].memory_bytes(n_classes, n_features, element_size)
+    available = available_bytes(device)
+    if needed > MEMORY_SHARE * available:
+        advice = "use hessian='kron' or 'diag', or reduce the feature dimension" if structure is Hessian.FULL else "reduce the feature dimension"
+        raise ValueError(
+            f"a {structure.value} posterior over {n_classes * n_features} parameters needs about "
+            f"{needed / 2**30:.2f} GiB but {available / 2**30:.2f} GiB is available on {device}; {advice}"
+        )
 
 
 def compute_lsi(
@@ -122,12 +146,16 @@ def compute_lsi(
     labels: np.ndarray,
     *,
     hessian: str = "full",
-    prior_precision: float = 1.0,
+    prior_precision: float | str = 1.0,
     method: str = "fast",
     device: str = "auto",
     bias: bool = True,
     n_classes: int | None = None,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | None = None,
+    initial_weights: np.ndarray | None = None,
+    self_check: int = 0,
+    refine_top: int = 0,
+    progress: ProgressCallback = ignore_progress,
 ) -> pd.DataFrame:
     """Score every sample with Laplace Sample Information under a linear probe.
 
@@ -140,10 +168,13 @@ def compute_lsi(
     features : ndarray of shape (n_samples, n_features)
     labels : ndarray of shape (n_samples,)
         Integer classes in ``0..n_classes-1``.
-    hessian : {"full"}, default="full"
-        Posterior structure.
-    prior_precision : float, default=1.0
+    hessian : {"full", "kron", "diag"}, default="full"
+        Posterior structure. ``full`` is exact and needs ``O((C D)^2)``
+        memory; ``kron`` (K-FAC) and ``diag`` scale to many classes.
+    prior_precision : float or "auto", default=1.0
         Precision of the isotropic Gaussian prior on the probe weights.
+        ``auto`` picks the value with the largest Laplace marginal likelihood
+        on a grid from 1e-4 to 1e4.
     method : {"fast", "exact"}, default="fast"
         ``fast``: closed form, one Newton step with the curvature held at the
         MAP. ``exact``: one leave-one-out refit per sample (slow; for checks).
@@ -153,7 +184,18 @@ def compute_lsi(
         Append a constant feature, so the bias sits under the same prior.
     n_classes : int, optional
         Defaults to ``labels.max() + 1``.
-    dtype : torch.dtype, default=torch.float64
+    dtype : torch.dtype, optional
+        Defaults to float64 up to ``FLOAT64_MAX_PARAMETERS`` weights, else float32.
+    initial_weights : ndarray of shape (n_classes, n_features[+1]), optional
+        Warm start for the probe fit, for example a model's own last layer
+        (weight with the bias appended as the last column when ``bias``).
+    self_check : int, default=0
+        Also compute exact LSI on this many random samples and report the
+        Spearman correlation and median relative error against the fast values.
+    refine_top : int, default=0
+        Replace the fast values of the this many highest-LSI samples by exact ones.
+    progress : callable, optional
+        Receives the completed fraction and a step message.
 
     Returns
     -------
@@ -165,9 +207,12 @@ def compute_lsi(
     - ``predicted``: most probable class.
     - ``margin``: ``p_label`` minus the largest other probability; negative
       when the probe disagrees with the label.
+    - ``mislabel_score``: ``lsi * (1 - p_label)``; higher = more likely mislabeled.
+    - ``lsi_refined`` (with ``refine_top``): True where ``lsi`` is exact.
 
     ``DataFrame.attrs["lsi_settings"]`` records the settings, the fit's
-    convergence and the timings.
+    convergence, the timings and, when requested, the prior search and the
+    self-check.
     """
     features, labels = validate_inputs(features, labels, prior_precision)
     structure = _parse_option(Hessian, hessian, "hessian")
@@ -176,73 +221,144 @@ def compute_lsi(
     n_classes = int(labels.max()) + 1 if n_classes is None else int(n_classes)
     if labels.max() >= n_classes:
         raise ValueError(f"labels contain class {labels.max()} but n_classes={n_classes}")
-
-    n_params = n_classes * (features.shape[1] + int(bias))
-    element_size = torch.empty(0, dtype=dtype).element_size()
-    needed = _FULL_POSTERIOR_MATRICES * n_params**2 * element_size
-    available = _available_bytes(torch_device)
-    if needed > MEMORY_SHARE * available:
-        raise ValueError(
-            f"a full posterior over {n_params} parameters needs about {needed / 2**30:.2f} GiB "
-            f"but {available / 2**30:.2f} GiB is available on {torch_device}; reduce the feature "
-            "dimension or the number of classes, or use float32"
-        )
+    for name, count in (("self_check", self_check), ("refine_top", refine_top)):
+        if count < 0:
+            raise ValueError(f"{name} must be >= 0, got {count}")
+    n_features = features.shape[1] + int(bias)
+    if dtype is None:
+        dtype = torch.float64 if n_classes * n_features <= FLOAT64_MAX_PARAMETERS else torch.float32
+    _check_memory(structure, n_classes, n_features, dtype, torch_device)
+    start_weights = None
+    if initial_weights is not None:
+        start_weights = torch.as_tensor(np.asarray(initial_weights), dtype=dtype, device=torch_device)
+        if start_weights.shape != (n_classes, n_features):
+            raise ValueError(
+                f"initial_weights have shape {tuple(start_weights.shape)} but the probe needs "
+                f"({n_classes}, {n_features}); append the bias as the last column when bias=True"
+            )
 
     started = time.perf_counter()
     x = torch.as_tensor(features, dtype=dtype, device=torch_device)
     if bias:
         x = append_bias(x)
     y = torch.as_tensor(labels, device=torch_device)
+    settings: dict = {}
 
-    fit = fit_probe(x, y, n_classes, prior_precision)
-    posterior = FullPosterior(mean=fit.weights, precision=fit.precision)
+    if prior_precision == "auto":
+        selection = select_prior_precision(
+            x, y, n_classes, structure, initial_weights=start_weights, progress=scaled(progress, 0.0, 0.4)
+        )
+        posterior = selection.posterior
+        settings.update(
+            prior_selection="marginal likelihood grid",
+            prior_grid=selection.grid,
+            prior_grid_log_evidence=selection.grid_log_evidence,
+        )
+        fit_steps, gradient_norm, solver = None, None, None
+    else:
+        progress(0.0, "Fitting the probe")
+        fit = fit_probe(x, y, n_classes, float(prior_precision), initial_weights=start_weights)
+        fit_steps, gradient_norm, solver = fit.iterations, fit.gradient_norm, fit.solver
+        if structure is Hessian.FULL and fit.precision is not None:
+            posterior: Posterior = FullPosterior(fit.weights, fit.precision, float(prior_precision))
+        else:
+            posterior = fit_posterior(structure, x, fit.weights, float(prior_precision))
+    log_z = log_evidence(posterior, x, y)
     fitted = time.perf_counter()
     logger.info(
-        "probe MAP: %d Newton steps, gradient norm %.2e per sample, %.2f s",
-        fit.iterations,
-        fit.gradient_norm,
+        "probe MAP and %s posterior: prior precision %g, log evidence %.4g, %.2f s",
+        structure.value,
+        posterior.prior_precision,
+        log_z,
         fitted - started,
     )
 
+    score_progress = scaled(progress, 0.4 if prior_precision == "auto" else 0.1, 0.9 if self_check or refine_top else 1.0)
     if how is Method.FAST:
-        scores = fast_lsi(x, y, posterior)
+        chunk_bytes = min(MAX_CHUNK_BYTES, int(CHUNK_MEMORY_SHARE * available_bytes(torch_device)), CHUNK_BYTES * 4)
+        scores = fast_lsi(x, y, posterior, chunk_bytes=chunk_bytes, progress=score_progress)
     else:
-        scores = exact_lsi(x, y, posterior, prior_precision, range(x.shape[0]))
+        scores = exact_lsi(x, y, posterior, range(x.shape[0]), progress=score_progress)
     scored = time.perf_counter()
 
     table = _score_table(x, y, posterior.mean, scores)
-    table.attrs["lsi_settings"] = {
-        "hessian": structure.value,
-        "method": how.value,
-        "prior_precision": float(prior_precision),
-        "device": str(torch_device),
-        "dtype": str(dtype).removeprefix("torch."),
-        "bias": bool(bias),
-        "n_classes": n_classes,
-        "n_parameters": n_params,
-        "newton_steps": fit.iterations,
-        "gradient_norm": fit.gradient_norm,
-        "fit_seconds": fitted - started,
-        "score_seconds": scored - fitted,
-        "torch_version": torch.__version__,
-    }
+    if self_check and how is Method.FAST:
+        settings["self_check"] = _self_check(x, y, posterior, table["lsi"].to_numpy(), self_check, scaled(progress, 0.9, 0.95))
+    if refine_top and how is Method.FAST:
+        _refine_top(x, y, posterior, table, refine_top, scaled(progress, 0.95, 1.0))
+    progress(1.0, "Done")
+
+    settings.update(
+        {
+            "hessian": structure.value,
+            "method": how.value,
+            "prior_precision": posterior.prior_precision,
+            "log_evidence": log_z,
+            "device": str(torch_device),
+            "dtype": str(dtype).removeprefix("torch."),
+            "bias": bool(bias),
+            "n_samples": int(x.shape[0]),
+            "n_classes": n_classes,
+            "n_parameters": posterior.n_params,
+            "solver": solver,
+            "solver_steps": fit_steps,
+            "gradient_norm": gradient_norm,
+            "fit_seconds": fitted - started,
+            "score_seconds": scored - fitted,
+            "torch_version": torch.__version__,
+        }
+    )
+    table.attrs["lsi_settings"] = settings
     return table
 
 
-def _score_table(
-    x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, scores: torch.Tensor
-) -> pd.DataFrame:
+def _self_check(x, y, posterior, fast_scores, count, progress) -> dict:
+    count = min(count, x.shape[0])
+    subset = np.sort(np.random.default_rng(SELF_CHECK_SEED).choice(x.shape[0], size=count, replace=False))
+    exact = exact_lsi(x, y, posterior, subset, progress=progress).cpu().numpy()
+    fast = fast_scores[subset]
+    relative = np.abs(fast - exact) / np.maximum(np.abs(exact), np.finfo(np.float64).tiny)
+    result = {
+        "n_samples": int(count),
+        "spearman": float(spearmanr(fast, exact).statistic) if count > 1 else float("nan"),
+        "median_relative_error": float(np.median(relative)),
+        "indices": subset.tolist(),
+        "exact_lsi": exact.tolist(),
+    }
+    logger.info(
+        "self-check on %d samples: Spearman %.4f, median relative error %.3g",
+        count,
+        result["spearman"],
+        result["median_relative_error"],
+    )
+    return result
+
+
+def _refine_top(x, y, posterior, table: pd.DataFrame, count: int, progress) -> None:
+    top = table["lsi"].to_numpy().argsort()[::-1][: min(count, len(table))]
+    exact = exact_lsi(x, y, posterior, top, progress=progress).cpu().numpy()
+    table["lsi_fast"] = table["lsi"]
+    table["lsi_refined"] = False
+    table.loc[top, "lsi"] = exact
+    table.loc[top, "lsi_refined"] = True
+    table["mislabel_score"] = mislabel_score(table["lsi"].to_numpy(), table["p_label"].to_numpy())
+
+
+def _score_table(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, scores: torch.Tensor) -> pd.DataFrame:
     probs = torch.softmax(x @ weights.T, dim=1)
     rows = torch.arange(y.shape[0], device=y.device)
     p_label = probs[rows, y]
     others = probs.clone()
     others[rows, y] = -1.0
+    lsi = scores.double().cpu().numpy()
+    p_label_values = p_label.double().cpu().numpy()
     return pd.DataFrame(
         {
-            "lsi": scores.cpu().numpy(),
-            "loss": (-torch.log(p_label)).cpu().numpy(),
-            "p_label": p_label.cpu().numpy(),
+            "lsi": lsi,
+            "loss": (-torch.log(p_label)).double().cpu().numpy(),
+            "p_label": p_label_values,
             "predicted": probs.argmax(1).cpu().numpy(),
-            "margin": (p_label - others.max(1).values).cpu().numpy(),
+            "margin": (p_label - others.max(1).values).double().cpu().numpy(),
+            "mislabel_score": mislabel_score(lsi, p_label_values),
         }
     )

@@ -7,16 +7,16 @@ far the posterior fit on all samples lies from the one fit without sample
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
-from lsi_app.engine._linalg import chunk_rows, logdet_from_cholesky, softmax_curvature, symmetric_sqrt
-from lsi_app.engine.posterior import FullPosterior, ggn_precision
+from lsi_app.engine._linalg import CHUNK_BYTES, chunk_rows, logdet_from_cholesky
+from lsi_app.engine.posterior import Posterior, fit_posterior
 from lsi_app.engine.probe import fit_probe
+from lsi_app.progress import ProgressCallback, ignore_progress
 
-#: Eigenvalues of M_i are < 1 in exact arithmetic; this cap keeps ln(1 - mu)
-#: finite when rounding pushes one to 1 in float32.
-_MAX_EIGENVALUE = 1.0 - 1e-7
-
+logger = logging.getLogger(__name__)
 
 def gaussian_kl(
     mean_p: torch.Tensor,
@@ -51,7 +51,10 @@ def gaussian_kl(
 def fast_lsi(
     features: torch.Tensor,
     labels: torch.Tensor,
-    posterior: FullPosterior,
+    posterior: Posterior,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+    progress: ProgressCallback = ignore_progress,
 ) -> torch.Tensor:
     """Approximate LSI of every sample in closed form.
 
@@ -65,109 +68,97 @@ def fast_lsi(
                       + v_i^T (I - M_i)^-1 v_i].
 
     The eigenvalues ``mu`` of ``M_i`` lie in [0, 1), so the first two terms sum
-    to ``sum(-mu - ln(1 - mu)) >= 0`` and every term is non-negative.
+    to ``sum(-mu - ln(1 - mu)) >= 0`` and every term is non-negative. Kron and
+    diag posteriors keep their structure for ``Lambda_-i`` (see their classes),
+    which makes the per-sample work ``O(C D)``.
 
     Parameters
     ----------
     features : Tensor of shape (n_samples, n_features)
         Probe inputs, bias column included.
     labels : Tensor of shape (n_samples,)
-    posterior : FullPosterior
+    posterior : Posterior
         Fit on these samples.
+    chunk_bytes : int, default=CHUNK_BYTES
+        Budget for one chunk's intermediate tensors.
+    progress : callable, optional
+        Receives the completed fraction after each chunk.
 
     Returns
     -------
     Tensor of shape (n_samples,)
         LSI in nats; higher = more informative.
     """
-    n_samples, n_features = features.shape
-    n_classes = posterior.n_classes
-    # sigma_by_feature[d, (c, k, e)] = Sigma[c*D + d, k*D + e]
-    sigma_by_feature = posterior.class_blocks().permute(1, 0, 2, 3).reshape(n_features, -1)
-
-    row_bytes = 2 * n_classes * n_classes * n_features * features.element_size()
-    batch = chunk_rows(row_bytes, n_samples)
+    n_samples = features.shape[0]
+    element_size = features.element_size()
+    batch = chunk_rows(posterior.row_bytes(element_size), n_samples, chunk_bytes)
     scores = []
     for start in range(0, n_samples, batch):
         phi = features[start : start + batch]  # (B, D)
         y = labels[start : start + batch]
         probs = torch.softmax(phi @ posterior.mean.T, dim=1)  # (B, C)
         residual = probs.clone()
-        residual[torch.arange(y.shape[0]), y] -= 1.0
-
-        projected = (phi @ sigma_by_feature).reshape(-1, n_classes, n_classes, n_features)
-        k_blocks = (projected * phi[:, None, None, :]).sum(-1)  # (B, C, C)
-        k_blocks = 0.5 * (k_blocks + k_blocks.transpose(1, 2))
-
-        curvature_sqrt = symmetric_sqrt(softmax_curvature(probs))
-        m_blocks = curvature_sqrt @ k_blocks @ curvature_sqrt
-        mu, eigenvectors = torch.linalg.eigh(m_blocks)
-        mu = mu.clamp(0.0, _MAX_EIGENVALUE)
-
-        k_residual = (k_blocks @ residual[:, :, None]).squeeze(-1)  # (B, C)
-        v = (curvature_sqrt @ k_residual[:, :, None]).squeeze(-1)
-        v_rotated = (eigenvectors.transpose(1, 2) @ v[:, :, None]).squeeze(-1)
-
-        logdet_term = (-mu - torch.log1p(-mu)).sum(-1)
-        gradient_term = (residual * k_residual).sum(-1)
-        newton_term = (v_rotated * v_rotated / (1.0 - mu)).sum(-1)
-        scores.append(0.5 * (logdet_term + gradient_term + newton_term))
+        residual[torch.arange(y.shape[0], device=y.device), y] -= 1.0
+        scores.append(posterior.one_step_lsi(phi, probs, residual))
+        progress(min(start + batch, n_samples) / n_samples, "Computing LSI")
     return torch.cat(scores)
 
 
 def exact_lsi(
     features: torch.Tensor,
     labels: torch.Tensor,
-    posterior: FullPosterior,
-    prior_precision: float,
-    indices: torch.Tensor | list[int],
+    posterior: Posterior,
+    indices,
     *,
     tolerance: float | None = None,
+    progress: ProgressCallback = ignore_progress,
 ) -> torch.Tensor:
     """Compute LSI by refitting the probe without each requested sample.
 
     For each index the leave-one-out MAP is solved from a warm start at the
-    full-data MAP, the precision is rebuilt at that MAP over the remaining
-    samples, and the Gaussian KL is evaluated. Costs one convex solve and one
-    P x P factorisation per index.
+    full-data MAP, a posterior of the same structure is rebuilt at that MAP
+    over the remaining samples, and the Gaussian KL is evaluated with dense
+    precisions. Costs one convex solve and one P x P factorisation per index.
 
     Parameters
     ----------
     features, labels
         As for :func:`fast_lsi`.
-    posterior : FullPosterior
-        Fit on all samples with ``prior_precision``.
-    prior_precision : float
-    indices : sequence of int
+    posterior : Posterior
+        Fit on all samples; its structure and prior precision are reused.
+    indices : iterable of int
         Samples to score.
     tolerance : float, optional
         Gradient tolerance of each refit, as in :func:`fit_probe`.
+    progress : callable, optional
+        Receives the completed fraction after each refit.
 
     Returns
     -------
     Tensor of shape (len(indices),)
     """
+    indices = [int(i) for i in indices]
     n_samples = features.shape[0]
-    n_classes = posterior.n_classes
     full_mean = posterior.mean.reshape(-1)
+    full_precision = posterior.dense_precision()
     scores = []
-    for index in [int(i) for i in indices]:
+    for position, index in enumerate(indices):
         keep = torch.ones(n_samples, dtype=torch.bool, device=features.device)
         keep[index] = False
         refit = fit_probe(
             features[keep],
             labels[keep],
-            n_classes,
-            prior_precision,
+            posterior.n_classes,
+            posterior.prior_precision,
             initial_weights=posterior.mean,
             tolerance=tolerance,
         )
-        scores.append(
-            gaussian_kl(full_mean, posterior.precision, refit.weights.reshape(-1), refit.precision)
-        )
+        loo = fit_posterior(posterior.structure, features[keep], refit.weights, posterior.prior_precision)
+        scores.append(gaussian_kl(full_mean, full_precision, refit.weights.reshape(-1), loo.dense_precision()))
+        progress((position + 1) / len(indices), f"Exact LSI: refit {position + 1}/{len(indices)}")
     if not scores:
         return features.new_zeros(0)
     return torch.stack(scores)
 
 
-__all__ = ["exact_lsi", "fast_lsi", "gaussian_kl", "ggn_precision"]
+__all__ = ["exact_lsi", "fast_lsi", "gaussian_kl"]

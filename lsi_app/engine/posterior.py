@@ -1,4 +1,4 @@
-"""Laplace posterior over the weights of a linear softmax probe.
+"""Laplace posteriors over the weights of a linear softmax probe.
 
 The probe maps a feature vector ``phi`` (length D, bias column included) to
 logits ``W phi`` with ``W`` of shape (C, D). Parameters are flattened
@@ -6,29 +6,58 @@ class-major, ``theta[c * D + d] = W[c, d]``, which is also the row-major
 flattening of ``torch.nn.Linear(D, C, bias=False).weight``.
 
 For this model the generalised Gauss-Newton (GGN) matrix equals the exact
-Hessian of the summed cross-entropy, so the posterior precision is
+Hessian of the summed cross-entropy, so the full posterior precision is
 
     Lambda = sum_i (H_i kron phi_i phi_i^T) + lambda * I,
     H_i = diag(p_i) - p_i p_i^T,
 
 with ``p_i`` the softmax probabilities at the MAP and ``lambda`` the prior
-precision.
+precision. :class:`KronPosterior` and :class:`DiagPosterior` approximate the
+GGN term the way laplace-torch's ``KronLaplace`` and ``DiagLaplace`` do for a
+bias-free ``Linear`` layer; the tests check both against laplace-torch.
+
+Each class computes the closed-form LSI of its structure (``one_step_lsi``):
+one Newton step from the MAP without sample ``i``, ``d = Lambda_-i^-1 g_i``
+with ``g_i = (p_i - onehot(y_i)) kron phi_i``, and the KL between
+``N(theta, Lambda^-1)`` and ``N(theta + d, Lambda_-i^-1)``. The curvature of
+the other samples is held at the MAP; ``Lambda_-i`` is the same structure
+with sample ``i``'s term removed. Each also gives ``logdet_precision`` for
+the marginal likelihood.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from abc import ABC, abstractmethod
+from enum import Enum
 from functools import cached_property
 
 import torch
 
 from lsi_app.engine._linalg import chunk_rows, logdet_from_cholesky, softmax_curvature
+from lsi_app.engine.woodbury import low_rank_downdate_lsi
 
 
-def ggn_precision(
-    features: torch.Tensor, probs: torch.Tensor, prior_precision: float
-) -> torch.Tensor:
+class HessianStructure(str, Enum):
+    """Structure of the posterior precision."""
+
+    FULL = "full"
+    KRON = "kron"
+    DIAG = "diag"
+
+
+def _upper_pairs(n_classes: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the class pairs ``(c, k)`` with ``c <= k`` as two index tensors."""
+    rows, cols = torch.triu_indices(n_classes, n_classes, device=device)
+    return rows, cols
+
+
+def ggn_precision(features: torch.Tensor, probs: torch.Tensor, prior_precision: float) -> torch.Tensor:
     """Compute the dense GGN posterior precision of a linear softmax probe.
+
+    Each D x D block ``Lambda_ck = sum_i H_i[c, k] phi_i phi_i^T`` is one
+    matrix product; only the blocks with ``c <= k`` are computed, the rest
+    mirror them.
 
     Parameters
     ----------
@@ -44,45 +73,38 @@ def ggn_precision(
     Tensor of shape (n_classes * n_features, n_classes * n_features)
         ``Lambda`` in class-major order.
     """
-    n_samples, n_features = features.shape
+    n_features = features.shape[1]
     n_classes = probs.shape[1]
+    precision = features.new_zeros(n_classes, n_features, n_classes, n_features)
+    for c in range(n_classes):
+        for k in range(c, n_classes):
+            # H_i[c, k] = p_ic * (delta_ck - p_ik)
+            weight = probs[:, c] * ((1.0 if c == k else 0.0) - probs[:, k])
+            block = (features * weight[:, None]).T @ features  # (D, D)
+            precision[c, :, k, :] = block
+            if k != c:
+                precision[k, :, c, :] = block
     n_params = n_classes * n_features
-
-    # Accumulate sum_i vec(H_i) vec(phi_i phi_i^T)^T as one matrix product per
-    # chunk: (C*C, B) @ (B, D*D). Each row of a chunk holds C*C + D*D values.
-    row_bytes = (n_classes**2 + n_features**2) * features.element_size()
-    batch = chunk_rows(row_bytes, n_samples)
-    blocks = features.new_zeros(n_classes * n_classes, n_features * n_features)
-    for start in range(0, n_samples, batch):
-        phi = features[start : start + batch]
-        curvature = softmax_curvature(probs[start : start + batch])
-        outer = (phi[:, :, None] * phi[:, None, :]).reshape(phi.shape[0], -1)
-        blocks += curvature.reshape(phi.shape[0], -1).T @ outer
-
-    # blocks[(c, k), (d, e)] -> precision[(c, d), (k, e)]
-    precision = (
-        blocks.reshape(n_classes, n_classes, n_features, n_features)
-        .permute(0, 2, 1, 3)
-        .reshape(n_params, n_params)
-    )
+    precision = precision.reshape(n_params, n_params)
     precision.diagonal().add_(prior_precision)
     return precision
 
 
-@dataclass
-class FullPosterior:
-    """Gaussian posterior ``N(mean, precision^-1)`` with a dense precision matrix.
+class Posterior(ABC):
+    """Gaussian posterior ``N(mean, Lambda^-1)`` over the probe weights.
 
     Parameters
     ----------
     mean : Tensor of shape (n_classes, n_features)
-        MAP weights of the probe.
-    precision : Tensor of shape (n_params, n_params)
-        Posterior precision ``Lambda`` in class-major order.
+        MAP weights.
+    prior_precision : float
     """
 
-    mean: torch.Tensor
-    precision: torch.Tensor
+    structure: HessianStructure
+
+    def __init__(self, mean: torch.Tensor, prior_precision: float) -> None:
+        self.mean = mean
+        self.prior_precision = float(prior_precision)
 
     @property
     def n_classes(self) -> int:
@@ -92,28 +114,259 @@ class FullPosterior:
     def n_features(self) -> int:
         return self.mean.shape[1]
 
+    @property
+    def n_params(self) -> int:
+        return self.n_classes * self.n_features
+
+    @classmethod
+    @abstractmethod
+    def fit(
+        cls, features: torch.Tensor, mean: torch.Tensor, prior_precision: float
+    ) -> Posterior:
+        """Build the posterior at ``mean`` from the samples in ``features``."""
+
+    @abstractmethod
+    def one_step_lsi(self, features: torch.Tensor, probs: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Return the closed-form LSI of a chunk of samples, shape (n_samples,).
+
+        ``features`` (B, D) are the samples' probe inputs, ``probs`` (B, C)
+        their softmax probabilities at the MAP and ``residual`` (B, C) the
+        gradient factors ``p_i - onehot(y_i)``.
+        """
+
+    @property
+    @abstractmethod
+    def logdet_precision(self) -> torch.Tensor:
+        """``ln det Lambda`` as a scalar tensor."""
+
+    @abstractmethod
+    def dense_precision(self) -> torch.Tensor:
+        """``Lambda`` as a dense (P, P) tensor; for checks on small problems."""
+
+    @staticmethod
+    @abstractmethod
+    def memory_bytes(n_classes: int, n_features: int, element_size: int) -> int:
+        """Estimate the bytes the posterior holds for the given problem size."""
+
+    @abstractmethod
+    def row_bytes(self, element_size: int) -> int:
+        """Bytes of intermediate tensors per sample inside :meth:`one_step_lsi`."""
+
+
+class FullPosterior(Posterior):
+    """Posterior with the dense GGN precision; exact, ``O(P^2)`` memory."""
+
+    structure = HessianStructure.FULL
+
+    def __init__(self, mean: torch.Tensor, precision: torch.Tensor, prior_precision: float = float("nan")) -> None:
+        super().__init__(mean, prior_precision)
+        self.precision = precision
+
+    @classmethod
+    def fit(cls, features, mean, prior_precision):
+        probs = torch.softmax(features @ mean.T, dim=1)
+        return cls(mean, ggn_precision(features, probs, prior_precision), prior_precision)
+
     @cached_property
     def cholesky(self) -> torch.Tensor:
-        """Lower Cholesky factor of the precision, of shape (n_params, n_params)."""
+        """Lower Cholesky factor of the precision, of shape (P, P)."""
         factor, info = torch.linalg.cholesky_ex(self.precision)
         if int(info) != 0:
             raise ValueError(
-                "posterior precision is not positive definite; "
-                "increase prior_precision (it must be > 0) or check the features for "
-                "extreme values"
+                "posterior precision is not positive definite; increase prior_precision "
+                "(it must be > 0), use float64, or check the features for extreme values"
             )
         return factor
 
     @cached_property
     def covariance(self) -> torch.Tensor:
-        """Posterior covariance ``Sigma = Lambda^-1``, of shape (n_params, n_params)."""
+        """Posterior covariance ``Sigma = Lambda^-1``, of shape (P, P)."""
         return torch.cholesky_inverse(self.cholesky)
 
     @property
     def logdet_precision(self) -> torch.Tensor:
         return logdet_from_cholesky(self.cholesky)
 
+    def dense_precision(self) -> torch.Tensor:
+        return self.precision
+
     def class_blocks(self) -> torch.Tensor:
         """Return ``Sigma`` as blocks ``[c, d, k, e] = Sigma[c * D + d, k * D + e]``."""
         c, d = self.n_classes, self.n_features
         return self.covariance.reshape(c, d, c, d)
+
+    @cached_property
+    def _pair_covariance(self) -> torch.Tensor:
+        # (D, n_pairs * D): column block j holds Sigma_ck for the j-th pair c <= k.
+        rows, cols = _upper_pairs(self.n_classes, self.mean.device)
+        blocks = self.class_blocks()[rows, :, cols, :]  # (n_pairs, D, D)
+        return blocks.permute(1, 0, 2).reshape(self.n_features, -1)
+
+    def row_bytes(self, element_size: int) -> int:
+        n_pairs = self.n_classes * (self.n_classes + 1) // 2
+        return (2 * n_pairs * self.n_features + 8 * self.n_classes**2) * element_size
+
+    def one_step_lsi(self, features, probs, residual):
+        """``Lambda_-i = Lambda - J_i^T H_i J_i``: exact removal of the sample's GGN term."""
+        return low_rank_downdate_lsi(self.k_blocks(features), probs, residual)
+
+    def k_blocks(self, features: torch.Tensor) -> torch.Tensor:
+        """Return ``K_i[c, k] = phi_i^T Sigma_ck phi_i``, shape (n_samples, C, C)."""
+        n_samples = features.shape[0]
+        rows, cols = _upper_pairs(self.n_classes, features.device)
+        projected = (features @ self._pair_covariance).reshape(n_samples, -1, self.n_features)
+        pair_values = (projected * features[:, None, :]).sum(-1)  # (B, n_pairs)
+        blocks = features.new_zeros(n_samples, self.n_classes, self.n_classes)
+        blocks[:, rows, cols] = pair_values
+        blocks[:, cols, rows] = pair_values
+        return blocks
+
+    @staticmethod
+    def memory_bytes(n_classes, n_features, element_size):
+        # Precision, Cholesky factor and covariance are alive at once.
+        return 3 * (n_classes * n_features) ** 2 * element_size
+
+
+class KronPosterior(Posterior):
+    """Kronecker-factored GGN: ``Lambda ~ G kron A + lambda I``.
+
+    ``G = (1/N) sum_i H_i`` (C x C) and ``A = sum_i phi_i phi_i^T`` (D x D),
+    the K-FAC factors that laplace-torch uses for a Linear layer. With the
+    eigendecompositions ``G = Q_G diag(g) Q_G^T`` and ``A = Q_A diag(a) Q_A^T``
+    the precision is diagonal, ``g_a a_b + lambda``, in the basis
+    ``Q_G kron Q_A``.
+
+    For LSI, ``Lambda_-i`` keeps that basis and takes the diagonal of the
+    factors without sample ``i``: ``g'_a = (N g_a - (Q_G^T H_i Q_G)_aa) / (N - 1)``
+    and ``a'_b = a_b - (Q_A^T phi_i)_b^2``, both >= 0 (an eigenvalue-corrected
+    K-FAC). Per sample this costs one projection of ``phi_i`` and
+    ``O(C D + C^2)`` further work, and the KL is a sum over the ``C D``
+    eigen-directions, non-negative term by term.
+    """
+
+    structure = HessianStructure.KRON
+
+    def __init__(self, mean, class_factor, feature_factor, prior_precision, n_samples):
+        super().__init__(mean, prior_precision)
+        self.n_samples = int(n_samples)
+        self.class_factor = class_factor
+        self.feature_factor = feature_factor
+        class_values, self.class_vectors = torch.linalg.eigh(class_factor)
+        feature_values, self.feature_vectors = torch.linalg.eigh(feature_factor)
+        self.class_values = class_values.clamp_min(0)
+        self.feature_values = feature_values.clamp_min(0)
+        # eigenvalues[a, b] = g_a * a_b + lambda, shape (C, D)
+        self.eigenvalues = self.class_values[:, None] * self.feature_values[None, :] + self.prior_precision
+
+    @classmethod
+    def fit(cls, features, mean, prior_precision):
+        probs = torch.softmax(features @ mean.T, dim=1)
+        n_samples = features.shape[0]
+        class_factor = features.new_zeros(mean.shape[0], mean.shape[0])
+        batch = chunk_rows(mean.shape[0] ** 2 * features.element_size(), n_samples)
+        for start in range(0, n_samples, batch):
+            class_factor += softmax_curvature(probs[start : start + batch]).sum(0)
+        return cls(mean, class_factor / n_samples, features.T @ features, prior_precision, n_samples)
+
+    @property
+    def logdet_precision(self):
+        return torch.log(self.eigenvalues).sum()
+
+    def dense_precision(self):
+        precision = torch.kron(self.class_factor, self.feature_factor)
+        precision.diagonal().add_(self.prior_precision)
+        return precision
+
+    def row_bytes(self, element_size):
+        return (3 * self.n_features + 4 * self.n_classes * self.n_features + 2 * self.n_classes) * element_size
+
+    def one_step_lsi(self, features, probs, residual):
+        vectors = self.class_vectors
+        feature_coords = features @ self.feature_vectors  # (B, D): Q_A^T phi_i
+        class_coords = residual @ vectors  # (B, C): Q_G^T r_i
+        # (Q_G^T H_i Q_G)_aa = sum_c p_c Q_ca^2 - (sum_c p_c Q_ca)^2
+        curvature_diag = probs @ vectors**2 - (probs @ vectors) ** 2
+        scale = self.n_samples / max(self.n_samples - 1, 1)
+        class_values = (self.class_values[None, :] - curvature_diag / self.n_samples).clamp_min(0) * scale
+        feature_values = (self.feature_values[None, :] - feature_coords**2).clamp_min(0)
+        # loo_values[i, a, b] = g'_a a'_b + lambda, shape (B, C, D)
+        loo_values = class_values[:, :, None] * feature_values[:, None, :] + self.prior_precision
+        ratio = loo_values / self.eigenvalues
+        gradient_sq = class_coords[:, :, None] ** 2 * feature_coords[:, None, :] ** 2
+        return 0.5 * ((ratio - 1.0 - torch.log(ratio)) + gradient_sq / loo_values).sum(dim=(1, 2))
+
+    @staticmethod
+    def memory_bytes(n_classes, n_features, element_size):
+        return 3 * (n_classes**2 + n_features**2 + n_classes * n_features) * element_size
+
+
+class DiagPosterior(Posterior):
+    """Diagonal of the GGN: ``Lambda ~ diag(sum_i H_i[c, c] phi_id^2) + lambda I``.
+
+    For LSI, ``Lambda_-i`` drops sample ``i``'s diagonal term, so the KL is a
+    sum over the ``C D`` coordinates, non-negative term by term.
+    """
+
+    structure = HessianStructure.DIAG
+
+    def __init__(self, mean, diagonal, prior_precision):
+        super().__init__(mean, prior_precision)
+        self.diagonal = diagonal  # (C, D)
+
+    @classmethod
+    def fit(cls, features, mean, prior_precision):
+        probs = torch.softmax(features @ mean.T, dim=1)
+        curvature = probs * (1.0 - probs)  # H_i[c, c], shape (N, C)
+        diagonal = curvature.T @ (features * features) + prior_precision
+        return cls(mean, diagonal, prior_precision)
+
+    @property
+    def logdet_precision(self):
+        return torch.log(self.diagonal).sum()
+
+    def dense_precision(self):
+        return torch.diag(self.diagonal.reshape(-1))
+
+    def row_bytes(self, element_size):
+        return (self.n_features + 4 * self.n_classes * self.n_features) * element_size
+
+    def one_step_lsi(self, features, probs, residual):
+        """``Lambda_-i = Lambda - diag(H_i[c, c] phi_id^2)``, which stays >= lambda."""
+        squared = features * features  # (B, D)
+        removed = (probs * (1.0 - probs))[:, :, None] * squared[:, None, :]  # (B, C, D)
+        loo_diagonal = (self.diagonal[None] - removed).clamp_min(self.prior_precision)
+        ratio = loo_diagonal / self.diagonal
+        gradient_sq = residual[:, :, None] ** 2 * squared[:, None, :]
+        return 0.5 * ((ratio - 1.0 - torch.log(ratio)) + gradient_sq / loo_diagonal).sum(dim=(1, 2))
+
+    @staticmethod
+    def memory_bytes(n_classes, n_features, element_size):
+        return 2 * n_classes * n_features * element_size
+
+
+POSTERIORS: dict[HessianStructure, type[Posterior]] = {
+    HessianStructure.FULL: FullPosterior,
+    HessianStructure.KRON: KronPosterior,
+    HessianStructure.DIAG: DiagPosterior,
+}
+
+
+def fit_posterior(
+    structure: HessianStructure | str, features: torch.Tensor, mean: torch.Tensor, prior_precision: float
+) -> Posterior:
+    """Build the posterior of the given structure at ``mean``."""
+    return POSTERIORS[HessianStructure(structure)].fit(features, mean, prior_precision)
+
+
+def log_evidence(posterior: Posterior, features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Laplace approximation of the log marginal likelihood ``ln p(y | X, lambda)``.
+
+    ``ln Z = ln p(y | theta) + ln p(theta) + P/2 ln(2 pi) - 1/2 ln det Lambda``
+    at the MAP ``theta``, which with the prior ``N(0, lambda^-1 I)`` is
+    ``-sum_i CE_i - lambda/2 ||theta||^2 + P/2 ln lambda - 1/2 ln det Lambda``.
+    """
+    logits = features @ posterior.mean.T
+    log_likelihood = -torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
+    prior_precision = posterior.prior_precision
+    log_prior = -0.5 * prior_precision * (posterior.mean**2).sum() + 0.5 * posterior.n_params * math.log(prior_precision)
+    return float(log_likelihood + log_prior - 0.5 * posterior.logdet_precision)

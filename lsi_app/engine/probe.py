@@ -4,9 +4,11 @@ Objective, summed over samples (not averaged):
 
     L(W) = sum_i CE(W phi_i, y_i) + (lambda / 2) * ||W||_F^2
 
-It is strictly convex for ``lambda > 0``, so the MAP is unique. The solver is
-Newton's method with a backtracking line search; the Hessian it factorises at
-the last iterate is the posterior precision, so the fit hands it on.
+It is strictly convex for ``lambda > 0``, so the MAP is unique. Small
+problems use Newton's method with a backtracking line search; the Hessian it
+factorises at the last iterate is the full posterior precision, so the fit
+hands it on. Problems with more than ``NEWTON_MAX_PARAMETERS`` weights use
+L-BFGS, whose steps cost ``O(N D C)`` instead of a Hessian build.
 """
 
 from __future__ import annotations
@@ -28,9 +30,23 @@ logger = logging.getLogger(__name__)
 #: nats) above the solver's error; float32 rounding stops near 1e-5.
 GRADIENT_TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
+#: L-BFGS's line search compares loss values, so it stalls once loss changes
+#: fall below rounding, near 1e-8 per sample in float64 (measured on
+#: synthetic problems with 100 to 5,000 samples).
+LBFGS_GRADIENT_TOLERANCE = {torch.float64: 1e-8, torch.float32: 1e-5}
+
 #: Newton converges in well under 50 steps on this problem; more means the
 #: tolerance cannot be met in the working precision.
 MAX_NEWTON_STEPS = 100
+
+#: Largest parameter count solved by Newton's method. Each Newton step builds
+#: the full Hessian (``O(N D^2 C^2)``); beyond a few thousand parameters
+#: L-BFGS reaches the same tolerance sooner.
+NEWTON_MAX_PARAMETERS = 2048
+
+#: L-BFGS iterations are cheap; the cap only stops a run that cannot converge.
+MAX_LBFGS_STEPS = 5000
+_LBFGS_HISTORY = 20
 
 #: Armijo sufficient-decrease constant and step shrink factor of the line search.
 _ARMIJO_C = 1e-4
@@ -46,8 +62,9 @@ class ProbeFit:
     ----------
     weights : Tensor of shape (n_classes, n_features)
         MAP weights.
-    precision : Tensor of shape (n_classes * n_features, n_classes * n_features)
-        Hessian of ``L`` at ``weights`` (the GGN posterior precision).
+    precision : Tensor of shape (n_classes * n_features, n_classes * n_features) or None
+        Hessian of ``L`` at ``weights`` (the full GGN posterior precision)
+        when Newton's method was used, else None.
     gradient_norm : float
         Final ``||grad L|| / n_samples``.
     iterations : int
@@ -55,9 +72,10 @@ class ProbeFit:
     """
 
     weights: torch.Tensor
-    precision: torch.Tensor
+    precision: torch.Tensor | None
     gradient_norm: float
     iterations: int
+    solver: str
 
 
 def objective(
@@ -87,9 +105,10 @@ def fit_probe(
     *,
     initial_weights: torch.Tensor | None = None,
     tolerance: float | None = None,
-    max_steps: int = MAX_NEWTON_STEPS,
+    max_steps: int | None = None,
+    solver: str = "auto",
 ) -> ProbeFit:
-    """Fit the probe's MAP weights by damped Newton steps.
+    """Fit the probe's MAP weights to a gradient-norm tolerance.
 
     Parameters
     ----------
@@ -105,20 +124,32 @@ def fit_probe(
         sample. Zeros by default.
     tolerance : float, optional
         Stop when ``||grad L|| / n_samples`` falls below it. Defaults to
-        ``GRADIENT_TOLERANCE`` for the dtype of ``features``.
-    max_steps : int, default=MAX_NEWTON_STEPS
+        ``GRADIENT_TOLERANCE`` (Newton) or ``LBFGS_GRADIENT_TOLERANCE`` for
+        the dtype of ``features``.
+    max_steps : int, optional
+        Defaults to ``MAX_NEWTON_STEPS`` or ``MAX_LBFGS_STEPS``.
+    solver : {"auto", "newton", "lbfgs"}, default="auto"
+        ``auto`` uses Newton up to ``NEWTON_MAX_PARAMETERS`` weights.
 
     Returns
     -------
     ProbeFit
     """
     n_samples, n_features = features.shape
-    if tolerance is None:
-        tolerance = GRADIENT_TOLERANCE.get(features.dtype, GRADIENT_TOLERANCE[torch.float32])
     if initial_weights is None:
         weights = features.new_zeros(n_classes, n_features)
     else:
         weights = initial_weights.detach().clone().to(features)
+    if solver == "auto":
+        solver = "newton" if n_classes * n_features <= NEWTON_MAX_PARAMETERS else "lbfgs"
+    defaults = LBFGS_GRADIENT_TOLERANCE if solver == "lbfgs" else GRADIENT_TOLERANCE
+    if tolerance is None:
+        tolerance = defaults.get(features.dtype, defaults[torch.float32])
+    if solver == "lbfgs":
+        return _fit_lbfgs(features, labels, weights, prior_precision, tolerance, max_steps or MAX_LBFGS_STEPS)
+    if solver != "newton":
+        raise ValueError(f"solver={solver!r} is not supported; use 'auto', 'newton' or 'lbfgs'")
+    max_steps = max_steps or MAX_NEWTON_STEPS
 
     loss = objective(features, labels, weights, prior_precision)
     for step in range(max_steps + 1):
@@ -146,13 +177,46 @@ def fit_probe(
             break
         weights, loss = candidate, candidate_loss
 
+    _warn_unconverged(grad_norm, tolerance, step, "Newton")
+    return ProbeFit(weights=weights, precision=precision, gradient_norm=grad_norm, iterations=step, solver="newton")
+
+
+def _fit_lbfgs(features, labels, weights, prior_precision, tolerance, max_steps) -> ProbeFit:
+    n_samples = features.shape[0]
+    parameters = weights.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS(
+        [parameters],
+        lr=1.0,
+        max_iter=max_steps,
+        max_eval=10 * max_steps,
+        history_size=_LBFGS_HISTORY,
+        line_search_fn="strong_wolfe",
+        # torch stops when max |grad| <= tolerance_grad; the 2-norm test below decides.
+        tolerance_grad=tolerance * n_samples / (parameters.numel() ** 0.5),
+        tolerance_change=0.0,
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = objective(features, labels, parameters, prior_precision)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    final = parameters.detach()
+    grad_norm = float(torch.linalg.vector_norm(gradient(features, labels, final, prior_precision))) / n_samples
+    steps = optimizer.state[parameters].get("n_iter", 0)
+    _warn_unconverged(grad_norm, tolerance, steps, "L-BFGS")
+    return ProbeFit(weights=final, precision=None, gradient_norm=grad_norm, iterations=steps, solver="lbfgs")
+
+
+def _warn_unconverged(grad_norm: float, tolerance: float, steps: int, solver: str) -> None:
     if grad_norm > tolerance:
         logger.warning(
-            "probe fit stopped at gradient norm %.3g per sample (tolerance %.3g) "
-            "after %d Newton steps; float32 input or a tiny prior precision can cause "
-            "this",
+            "probe fit stopped at gradient norm %.3g per sample (tolerance %.3g) after %d %s "
+            "steps; float32 input or a tiny prior precision can cause this",
             grad_norm,
             tolerance,
-            step,
+            steps,
+            solver,
         )
-    return ProbeFit(weights=weights, precision=precision, gradient_norm=grad_norm, iterations=step)

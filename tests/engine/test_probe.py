@@ -58,3 +58,31 @@ def test_gradient_matches_autograd():
     objective(x, y, weights, 0.3).backward()
 
     torch.testing.assert_close(gradient(x, y, weights.detach(), 0.3), weights.grad)
+
+
+def test_fit_probe_lbfgs_matches_newton():
+    x, y = blobs(120, 6, 4, seed=13)
+
+    newton = fit_probe(x, y, 4, 0.5, solver="newton")
+    lbfgs = fit_probe(x, y, 4, 0.5, solver="lbfgs")
+
+    assert lbfgs.solver == "lbfgs"
+    assert lbfgs.precision is None
+    assert lbfgs.gradient_norm <= 1e-8
+    torch.testing.assert_close(lbfgs.weights, newton.weights, atol=1e-5, rtol=0)
+
+
+def test_fit_probe_auto_solver_by_size(monkeypatch):
+    x, y = blobs(50, 3, 3, seed=14)
+    assert fit_probe(x, y, 3, 1.0).solver == "newton"
+
+    monkeypatch.setattr("lsi_app.engine.probe.NEWTON_MAX_PARAMETERS", 4)
+
+    assert fit_probe(x, y, 3, 1.0).solver == "lbfgs"
+
+
+def test_fit_probe_unknown_solver():
+    x, y = blobs(10, 2, 2)
+
+    with pytest.raises(ValueError, match="solver='sgd' is not supported"):
+        fit_probe(x, y, 2, 1.0, solver="sgd")
