@@ -11,10 +11,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lsi_app.data import DATASETS
-from lsi_app.engine import Device, Hessian
+from lsi_app.analysis import summarize_lsi
+from lsi_app.data import DATASETS, labels_in_npz, load_features, load_labels
+from lsi_app.engine import Device, Hessian, Method
 from lsi_app.models import MODELS, check_model_source
-from lsi_app.pipeline import DATASET_VARIABLE, MODEL_VARIABLE, PipelineSettings, run_pipeline
+from lsi_app.pipeline import DATASET_VARIABLE, MODEL_VARIABLE, PipelineSettings, run_pipeline, score_arrays
 
 logger = logging.getLogger("lsi_app")
 
@@ -46,21 +47,42 @@ def _build_parser() -> argparse.ArgumentParser:
 
     compute = commands.add_parser(
         "compute",
-        help="score a dataset without the dashboard",
-        description="Extract features, fit the probe posterior and write one row of scores per sample.",
+        help="score a dataset or precomputed features without the dashboard",
+        description=(
+            "Score every sample with LSI and write one row per sample. Either --dataset/--model "
+            "(features extracted here) or --features/--labels (features extracted elsewhere)."
+        ),
     )
     _add_source_options(compute)
+    compute.add_argument(
+        "--features",
+        type=Path,
+        help="precomputed features, shape (n_samples, n_features), in .npy, .npz or .parquet; replaces --dataset/--model",
+    )
+    compute.add_argument(
+        "--labels",
+        type=Path,
+        help="labels for --features in .npy, .npz or .parquet; strings or any integers, mapped to 0..C-1 "
+        "(may be omitted when the --features .npz holds a 'labels' array)",
+    )
     compute.add_argument(
         "--hessian",
         default=Hessian.FULL.value,
         choices=[member.value for member in Hessian],
-        help="posterior structure (default full)",
+        help="posterior structure (default full; kron and diag scale to many classes and features)",
     )
     compute.add_argument(
         "--prior-precision",
-        type=float,
+        type=_prior_precision,
         default=1.0,
-        help="precision of the Gaussian prior on the probe weights (default 1.0; larger = stronger regularisation)",
+        help="precision of the Gaussian prior on the probe weights, a number > 0 or 'auto' to maximise "
+        "the Laplace marginal likelihood (default 1.0; larger = stronger regularisation)",
+    )
+    compute.add_argument(
+        "--method",
+        default=Method.FAST.value,
+        choices=[member.value for member in Method],
+        help="fast: closed form (default); exact: one leave-one-out refit per sample, slow",
     )
     compute.add_argument(
         "--device",
@@ -68,7 +90,32 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=[member.value for member in Device],
         help="where to compute (default auto: CUDA when available, else CPU)",
     )
-    compute.add_argument("--out", type=Path, required=True, help="output Parquet file, one row per sample")
+    compute.add_argument(
+        "--self-check",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compute exact LSI on N random samples and log the agreement with the fast values (default 0)",
+    )
+    compute.add_argument(
+        "--refine-top",
+        type=int,
+        default=0,
+        metavar="K",
+        help="replace the fast LSI of the K highest samples by exact values (default 0)",
+    )
+    compute.add_argument(
+        "--no-standardize",
+        dest="standardize",
+        action="store_false",
+        help="score the features as given instead of scaling each to zero mean and unit variance",
+    )
+    compute.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output Parquet file, one row per sample; per-class summaries go to <out>.summary.csv",
+    )
     return parser
 
 
@@ -83,6 +130,15 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         default="cnn",
         help=f"feature extractor (default cnn, a small CNN trained in-app; available: {', '.join(MODELS)})",
     )
+
+
+def _prior_precision(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: pass a number > 0 or 'auto'") from None
 
 
 def _check_sources(dataset: str, model: str) -> None:
@@ -123,35 +179,68 @@ def _run_server(args: argparse.Namespace) -> int:
 
 
 def _compute(args: argparse.Namespace) -> int:
-    _check_sources(args.dataset, args.model)
     settings = PipelineSettings(
         dataset=args.dataset,
         model=args.model,
         hessian=args.hessian,
         prior_precision=args.prior_precision,
+        method=args.method,
         device=args.device,
+        self_check=args.self_check,
+        refine_top=args.refine_top,
+        standardize=args.standardize,
     )
-    with tqdm(total=100, unit="%", desc="lsi", file=sys.stderr, bar_format="{l_bar}{bar}| {postfix}") as bar:
+    if args.features is None and args.labels is not None:
+        raise ValueError("--labels needs --features; to score a dataset source, use --dataset alone")
+    if args.features is None:
+        _check_sources(args.dataset, args.model)
+    elif args.labels is None and not labels_in_npz(args.features):
+        raise ValueError(f"--labels is missing; pass the labels file for {args.features}")
+
+    bar_format = "{percentage:3.0f}%|{bar:30}| {elapsed} {desc}"
+    with tqdm(total=100, file=sys.stderr, bar_format=bar_format) as bar:
 
         def report(fraction: float, message: str) -> None:
             bar.n = round(100 * fraction)
-            bar.set_postfix_str(message)
+            bar.set_description_str(message, refresh=False)
+            bar.refresh()
 
-        result = run_pipeline(settings, progress=report)
+        if args.features is None:
+            result = run_pipeline(settings, progress=report)
+            table, from_cache = result.table, result.from_cache
+            class_names = result.samples.class_names
+        else:
+            features = load_features(args.features)
+            labels = load_labels(args.labels if args.labels is not None else args.features)
+            table, from_cache = score_arrays(features, labels, settings, progress=report), False
+            class_names = tuple(table.attrs["label_mapping"].values())
+
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    result.table.to_parquet(out, index=False)
-    table = result.table
+    table.to_parquet(out, index=False)
+    summary = summarize_lsi(table["lsi"].to_numpy(), table["label"].to_numpy(), class_names)
+    summary_path = out.with_name(out.stem + ".summary.csv")
+    summary.per_class.to_csv(summary_path)
+
     accuracy = float((table["predicted"] == table["label"]).mean())
     logger.info(
-        "wrote %d rows to %s: mean LSI %.4g nats, median %.4g, probe accuracy %.1f%%%s",
+        "wrote %d rows to %s: mean LSI %.4g nats, median %.4g, probe accuracy %.1f%%%s; per-class summary in %s",
         len(table),
         out,
-        table["lsi"].mean(),
-        table["lsi"].median(),
+        summary.mean,
+        summary.median,
         100 * accuracy,
-        " (from cache)" if result.from_cache else "",
+        " (from cache)" if from_cache else "",
+        summary_path,
     )
+    check = table.attrs.get("lsi_settings", {}).get("self_check")
+    if check:
+        logger.info(
+            "self-check on %d samples: Spearman %.4f, median relative error %.3g (fast against exact)",
+            check["n_samples"],
+            check["spearman"],
+            check["median_relative_error"],
+        )
     return 0
 
 

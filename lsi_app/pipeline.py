@@ -1,7 +1,8 @@
 """Orchestration: dataset -> features -> LSI scores -> sample table, with caching.
 
 The CLI and the dashboard both call :func:`run_pipeline`, so a table computed
-by one is a cache hit for the other.
+by one is a cache hit for the other. :func:`score_arrays` scores features
+that were extracted elsewhere.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import pandas as pd
 
 from lsi_app import __version__
 from lsi_app.analysis import build_sample_table
-from lsi_app.data import SampleSet, load_dataset
-from lsi_app.engine import compute_lsi, resolve_device
+from lsi_app.data import SampleSet, encode_labels, load_dataset
+from lsi_app.engine import compute_lsi, resolve_device, validate_inputs
 from lsi_app.models import CNNConfig, check_model_source, extract_features, train_cnn
 from lsi_app.progress import ProgressCallback, ignore_progress, scaled
 from lsi_app.store import ResultCache, cache_key
@@ -37,16 +38,33 @@ class PipelineSettings:
     dataset: str = "digits"
     model: str = "cnn"
     hessian: str = "full"
-    prior_precision: float = 1.0
+    prior_precision: float | str = 1.0
+    method: str = "fast"
     device: str = "auto"
+    self_check: int = 0
+    refine_top: int = 0
+    standardize: bool = True
     cnn: CNNConfig = field(default_factory=CNNConfig)
 
     def validate(self) -> None:
         """Raise ValueError for an unknown model source or an invalid engine setting."""
         check_model_source(self.model)
-        if not np.isfinite(self.prior_precision) or self.prior_precision <= 0:
-            raise ValueError(f"prior precision must be a finite number > 0, got {self.prior_precision}")
+        if self.prior_precision != "auto" and (
+            isinstance(self.prior_precision, str) or not np.isfinite(self.prior_precision) or self.prior_precision <= 0
+        ):
+            raise ValueError(f"prior precision must be a finite number > 0 or 'auto', got {self.prior_precision}")
         resolve_device(self.device)
+
+    def engine_options(self, device: str | None = None) -> dict:
+        """Keyword arguments for :func:`lsi_app.engine.compute_lsi`."""
+        return {
+            "hessian": self.hessian,
+            "prior_precision": self.prior_precision,
+            "method": self.method,
+            "device": device or self.device,
+            "self_check": self.self_check,
+            "refine_top": self.refine_top,
+        }
 
 
 @dataclass
@@ -117,22 +135,60 @@ def run_pipeline(
         progress=scaled(progress, _LOAD_END, _TRAIN_END),
     )
     progress(_TRAIN_END, "Extracting features")
-    features = standardize(extract_features(model, samples.images, device=device))
+    features = extract_features(model, samples.images, device=device)
+    if settings.standardize:
+        features = standardize(features)
 
     progress(_EXTRACT_END, "Fitting the probe posterior and computing LSI")
     scores = compute_lsi(
         features,
         samples.labels,
-        hessian=settings.hessian,
-        prior_precision=settings.prior_precision,
-        device=str(device),
         n_classes=samples.n_classes,
+        progress=scaled(progress, _EXTRACT_END, 1.0),
+        **settings.engine_options(str(device)),
     )
     table = build_sample_table(samples, scores)
     table.attrs["pipeline_settings"] = asdict(settings)
     cache.save(key, table)
     progress(1.0, "Done")
     return PipelineResult(samples=samples, table=table, key=key, from_cache=False)
+
+
+def score_arrays(
+    features: np.ndarray,
+    labels: np.ndarray,
+    settings: PipelineSettings = PipelineSettings(),
+    *,
+    progress: ProgressCallback = ignore_progress,
+) -> pd.DataFrame:
+    """Score precomputed features; labels may be strings or any integers.
+
+    Returns
+    -------
+    DataFrame with one row per input row: ``sample_id`` (the row number),
+    ``label`` (class code 0..C-1), ``class_name`` (the original label),
+    ``predicted_name`` and every score column. ``attrs["label_mapping"]``
+    maps each code to its original label.
+    """
+    settings.validate()
+    codes, class_names = encode_labels(labels)
+    # Validate before scaling: one NaN row would otherwise spread to every row.
+    features, codes = validate_inputs(features, codes, settings.prior_precision)
+    if settings.standardize:
+        features = standardize(features)
+    scores = compute_lsi(
+        features, codes, n_classes=len(class_names), progress=progress, **settings.engine_options()
+    )
+    names = np.asarray(class_names)
+    table = pd.concat(
+        [pd.DataFrame({"sample_id": np.arange(len(codes)), "label": codes, "class_name": names[codes]}), scores],
+        axis=1,
+    )
+    table["predicted_name"] = names[table["predicted"].to_numpy()]
+    table.attrs = dict(scores.attrs)
+    table.attrs["label_mapping"] = {str(code): name for code, name in enumerate(class_names)}
+    table.attrs["standardized"] = bool(settings.standardize)
+    return table
 
 
 def load_cached(settings: PipelineSettings, cache: ResultCache | None = None) -> PipelineResult | None:

@@ -1,5 +1,6 @@
 """Dataset sources: each returns a :class:`SampleSet`."""
 
+from lsi_app.data.arrays import encode_labels, labels_in_npz, load_features, load_labels
 from lsi_app.data.digits import load_digits_samples
 from lsi_app.data.samples import SampleSet
 
@@ -17,4 +18,4 @@ def load_dataset(source: str) -> SampleSet:
     return loader()
 
 
-__all__ = ["DATASETS", "SampleSet", "load_dataset", "load_digits_samples"]
+__all__ = ["encode_labels", "labels_in_npz", "load_features", "load_labels", "DATASETS", "SampleSet", "load_dataset", "load_digits_samples"]

@@ -207,7 +207,7 @@ def compute_lsi(
     - ``predicted``: most probable class.
     - ``margin``: ``p_label`` minus the largest other probability; negative
       when the probe disagrees with the label.
-    - ``mislabel_score``: ``lsi * (1 - p_label)``; higher = more likely mislabeled.
+    - ``mislabel_score``: ``lsi * loss``; higher = more likely mislabeled.
     - ``lsi_refined`` (with ``refine_top``): True where ``lsi`` is exact.
 
     ``DataFrame.attrs["lsi_settings"]`` records the settings, the fit's
@@ -341,7 +341,7 @@ def _refine_top(x, y, posterior, table: pd.DataFrame, count: int, progress) -> N
     table["lsi_refined"] = False
     table.loc[top, "lsi"] = exact
     table.loc[top, "lsi_refined"] = True
-    table["mislabel_score"] = mislabel_score(table["lsi"].to_numpy(), table["p_label"].to_numpy())
+    table["mislabel_score"] = mislabel_score(table["lsi"].to_numpy(), table["loss"].to_numpy())
 
 
 def _score_table(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, scores: torch.Tensor) -> pd.DataFrame:
@@ -351,14 +351,15 @@ def _score_table(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, scores
     others = probs.clone()
     others[rows, y] = -1.0
     lsi = scores.double().cpu().numpy()
-    p_label_values = p_label.double().cpu().numpy()
+    # log_softmax keeps the loss finite where p_label rounds to 0 in float32.
+    loss = -torch.log_softmax(x @ weights.T, dim=1)[rows, y].double().cpu().numpy()
     return pd.DataFrame(
         {
             "lsi": lsi,
-            "loss": (-torch.log(p_label)).double().cpu().numpy(),
-            "p_label": p_label_values,
+            "loss": loss,
+            "p_label": p_label.double().cpu().numpy(),
             "predicted": probs.argmax(1).cpu().numpy(),
             "margin": (p_label - others.max(1).values).double().cpu().numpy(),
-            "mislabel_score": mislabel_score(lsi, p_label_values),
+            "mislabel_score": mislabel_score(lsi, loss),
         }
     )

@@ -56,8 +56,9 @@ def ggn_precision(features: torch.Tensor, probs: torch.Tensor, prior_precision: 
     """Compute the dense GGN posterior precision of a linear softmax probe.
 
     Each D x D block ``Lambda_ck = sum_i H_i[c, k] phi_i phi_i^T`` is one
-    matrix product; only the blocks with ``c <= k`` are computed, the rest
-    mirror them.
+    matrix product over all samples. Only the blocks with ``c <= k`` are
+    computed, the rest mirror them. (One product over all pairs at once was
+    slower on a 2-core CPU, 10.4 s against 8.8 s at 50k x 513 x 10.)
 
     Parameters
     ----------
@@ -204,7 +205,7 @@ class FullPosterior(Posterior):
 
     def row_bytes(self, element_size: int) -> int:
         n_pairs = self.n_classes * (self.n_classes + 1) // 2
-        return (2 * n_pairs * self.n_features + 8 * self.n_classes**2) * element_size
+        return (n_pairs * self.n_features + 8 * self.n_classes**2) * element_size
 
     def one_step_lsi(self, features, probs, residual):
         """``Lambda_-i = Lambda - J_i^T H_i J_i``: exact removal of the sample's GGN term."""
@@ -215,7 +216,7 @@ class FullPosterior(Posterior):
         n_samples = features.shape[0]
         rows, cols = _upper_pairs(self.n_classes, features.device)
         projected = (features @ self._pair_covariance).reshape(n_samples, -1, self.n_features)
-        pair_values = (projected * features[:, None, :]).sum(-1)  # (B, n_pairs)
+        pair_values = torch.bmm(projected, features[:, :, None]).squeeze(-1)  # (B, n_pairs)
         blocks = features.new_zeros(n_samples, self.n_classes, self.n_classes)
         blocks[:, rows, cols] = pair_values
         blocks[:, cols, rows] = pair_values

@@ -21,7 +21,7 @@ def test_compute_lsi_columns_and_order():
     assert len(table) == len(labels)
     assert (table["lsi"] >= 0).all()
     np.testing.assert_allclose(table["loss"], -np.log(table["p_label"]), rtol=1e-12)
-    np.testing.assert_allclose(table["mislabel_score"], table["lsi"] * (1 - table["p_label"]), rtol=1e-12)
+    np.testing.assert_allclose(table["mislabel_score"], table["lsi"] * table["loss"], rtol=1e-12)
     correct = table["predicted"] == labels
     assert (table.loc[correct, "margin"] > 0).all()
     assert (table.loc[~correct, "margin"] <= 0).all()
