@@ -170,6 +170,10 @@ def fit_probe(
             candidate_loss = objective(features, labels, candidate, prior_precision)
             if candidate_loss <= loss - _ARMIJO_C * step_size * decrease:
                 break
+            if step_size == 1.0 and _gradient_norm(features, labels, candidate, prior_precision) < 0.5 * grad_norm * n_samples:
+                # Near the optimum the loss change falls below rounding while
+                # the full Newton step still shrinks the gradient: accept it.
+                break
             step_size *= _BACKTRACK
         else:
             # No decrease at any step size: the iterate is optimal to rounding.
@@ -208,6 +212,10 @@ def _fit_lbfgs(features, labels, weights, prior_precision, tolerance, max_steps)
     steps = optimizer.state[parameters].get("n_iter", 0)
     _warn_unconverged(grad_norm, tolerance, steps, "L-BFGS")
     return ProbeFit(weights=final, precision=None, gradient_norm=grad_norm, iterations=steps, solver="lbfgs")
+
+
+def _gradient_norm(features, labels, weights, prior_precision) -> float:
+    return float(torch.linalg.vector_norm(gradient(features, labels, weights, prior_precision)))
 
 
 def _warn_unconverged(grad_norm: float, tolerance: float, steps: int, solver: str) -> None:
