@@ -68,8 +68,11 @@ def summarize_lsi(
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
     if n_bootstrap < 1:
         raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
-    n_classes = len(class_names) if class_names is not None else int(labels.max()) + 1 if labels.size else 0
-    names = list(class_names) if class_names is not None else [str(c) for c in range(n_classes)]
+    if class_names is not None:
+        names = list(class_names)
+    else:
+        n_classes = int(labels.max()) + 1 if labels.size else 0
+        names = [str(c) for c in range(n_classes)]
     return _compute_summary(lsi, labels, names, n_bootstrap, confidence, np.random.default_rng(seed))
 
 

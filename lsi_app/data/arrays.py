@@ -31,7 +31,33 @@ def _from_npz(path: Path, keys: tuple[str, ...], what: str) -> np.ndarray:
                 return archive[key]
         if len(names) == 1:
             return archive[names[0]]
-    raise ValueError(f"{what} file {path} holds arrays {names}; name the {what} array one of {', '.join(keys)}")
+    raise ValueError(f"{what} file {path} contains arrays {names}; name the {what} array one of {', '.join(keys)}")
+
+
+def _load(path: Path, keys: tuple[str, ...], what: str, from_table) -> np.ndarray:
+    path = _check_path(path, what)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        return _from_npz(path, keys, what)
+    return from_table(pd.read_parquet(path), path)
+
+
+def _features_from_table(table: pd.DataFrame, path: Path) -> np.ndarray:
+    numeric = table.select_dtypes("number").drop(columns=[c for c in LABEL_KEYS if c in table.columns])
+    if numeric.shape[1] == 0:
+        raise ValueError(f"features file {path} has no numeric columns")
+    return numeric.to_numpy()
+
+
+def _labels_from_table(table: pd.DataFrame, path: Path) -> np.ndarray:
+    column = next((c for c in LABEL_KEYS if c in table.columns), None)
+    if column is None and table.shape[1] == 1:
+        column = table.columns[0]
+    if column is None:
+        raise ValueError(f"labels file {path} has columns {list(table.columns)}; name the label column 'label'")
+    return table[column].to_numpy()
 
 
 def load_features(path: Path) -> np.ndarray:
@@ -41,18 +67,7 @@ def load_features(path: Path) -> np.ndarray:
     ``embeddings`` or ``X``, or the only array. ``.parquet``: every numeric
     column, in file order, except label columns.
     """
-    path = _check_path(path, "features")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        features = np.load(path, allow_pickle=False)
-    elif suffix == ".npz":
-        features = _from_npz(path, FEATURE_KEYS, "features")
-    else:
-        table = pd.read_parquet(path)
-        numeric = table.select_dtypes("number").drop(columns=[c for c in LABEL_KEYS if c in table.columns])
-        if numeric.shape[1] == 0:
-            raise ValueError(f"features file {path} has no numeric columns")
-        features = numeric.to_numpy()
+    features = _load(path, FEATURE_KEYS, "features", _features_from_table)
     if features.ndim != 2:
         raise ValueError(f"features in {path} must be 2-D (n_samples, n_features), got shape {features.shape}")
     return features
@@ -65,21 +80,7 @@ def load_labels(path: Path) -> np.ndarray:
     ``label``, ``y`` or ``target``, or the only array. ``.parquet``: the
     column with one of those names, or the only column.
     """
-    path = _check_path(path, "labels")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        labels = np.load(path, allow_pickle=False)
-    elif suffix == ".npz":
-        labels = _from_npz(path, LABEL_KEYS, "labels")
-    else:
-        table = pd.read_parquet(path)
-        column = next((c for c in LABEL_KEYS if c in table.columns), None)
-        if column is None and table.shape[1] == 1:
-            column = table.columns[0]
-        if column is None:
-            raise ValueError(f"labels file {path} has columns {list(table.columns)}; name the label column 'label'")
-        labels = table[column].to_numpy()
-    labels = np.asarray(labels)
+    labels = np.asarray(_load(path, LABEL_KEYS, "labels", _labels_from_table))
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:
@@ -88,7 +89,7 @@ def load_labels(path: Path) -> np.ndarray:
 
 
 def labels_in_npz(path: Path) -> bool:
-    """Return True when ``path`` is an .npz archive that also holds a label array."""
+    """Return True when ``path`` is an .npz archive that also contains a label array."""
     path = Path(path)
     if path.suffix.lower() != ".npz" or not path.is_file():
         return False

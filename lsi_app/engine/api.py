@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
+from lsi_app import __version__
 from lsi_app.engine._linalg import CHUNK_BYTES, append_bias
 from lsi_app.engine.lsi import exact_lsi, fast_lsi
 from lsi_app.engine.mislabel import mislabel_score
@@ -44,7 +45,7 @@ Hessian = HessianStructure
 
 
 class Method(str, Enum):
-    """How LSI is computed: closed form (fast) or leave-one-out refits (exact)."""
+    """LSI computation method: closed form (fast) or leave-one-out refits (exact)."""
 
     FAST = "fast"
     EXACT = "exact"
@@ -254,11 +255,10 @@ def compute_lsi(
             prior_grid=selection.grid,
             prior_grid_log_evidence=selection.grid_log_evidence,
         )
-        fit_steps, gradient_norm, solver = None, None, None
+        fit = selection.fit
     else:
         progress(0.0, "Fitting the probe")
         fit = fit_probe(x, y, n_classes, float(prior_precision), initial_weights=start_weights)
-        fit_steps, gradient_norm, solver = fit.iterations, fit.gradient_norm, fit.solver
         if structure is Hessian.FULL and fit.precision is not None:
             posterior: Posterior = FullPosterior(fit.weights, fit.precision, float(prior_precision))
         else:
@@ -300,12 +300,13 @@ def compute_lsi(
             "n_samples": int(x.shape[0]),
             "n_classes": n_classes,
             "n_parameters": posterior.n_params,
-            "solver": solver,
-            "solver_steps": fit_steps,
-            "gradient_norm": gradient_norm,
+            "solver": fit.solver,
+            "solver_steps": fit.iterations,
+            "gradient_norm": fit.gradient_norm,
             "fit_seconds": fitted - started,
             "score_seconds": scored - fitted,
             "torch_version": torch.__version__,
+            "lsi_app_version": __version__,
         }
     )
     table.attrs["lsi_settings"] = settings

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from lsi_app.engine.posterior import HessianStructure, Posterior, fit_posterior, log_evidence
-from lsi_app.engine.probe import fit_probe
+from lsi_app.engine.probe import ProbeFit, fit_probe
 from lsi_app.progress import ProgressCallback, ignore_progress
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class PriorSelection:
     prior_precision: float
     log_evidence: float
     posterior: Posterior
+    fit: ProbeFit
     grid: list[float] = field(default_factory=list)
     grid_log_evidence: list[float] = field(default_factory=list)
 
@@ -55,7 +56,7 @@ def select_prior_precision(
     """
     values = sorted(grid, reverse=True)
     weights = initial_weights
-    best: tuple[float, float, Posterior] | None = None
+    best: tuple[float, float, Posterior, ProbeFit] | None = None
     evidences = []
     for position, prior_precision in enumerate(values):
         fit = fit_probe(features, labels, n_classes, prior_precision, initial_weights=weights)
@@ -68,7 +69,7 @@ def select_prior_precision(
             evidence = math.nan
         evidences.append(evidence)
         if math.isfinite(evidence) and (best is None or evidence > best[1]):
-            best = (prior_precision, evidence, posterior)
+            best = (prior_precision, evidence, posterior, fit)
         progress((position + 1) / len(values), f"Choosing the prior precision: {position + 1}/{len(values)}")
 
     if best is None:
@@ -88,6 +89,7 @@ def select_prior_precision(
         prior_precision=best[0],
         log_evidence=best[1],
         posterior=best[2],
+        fit=best[3],
         grid=[values[i] for i in order],
         grid_log_evidence=[evidences[i] for i in order],
     )

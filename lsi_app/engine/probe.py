@@ -5,9 +5,9 @@ Objective, summed over samples (not averaged):
     L(W) = sum_i CE(W phi_i, y_i) + (lambda / 2) * ||W||_F^2
 
 It is strictly convex for ``lambda > 0``, so the MAP is unique. Small
-problems use Newton's method with a backtracking line search; the Hessian it
+problems use Newton's method with a backtracking line search. The Hessian it
 factorises at the last iterate is the full posterior precision, so the fit
-hands it on. Problems with more than ``NEWTON_MAX_PARAMETERS`` weights use
+returns it. Problems with more than ``NEWTON_MAX_PARAMETERS`` weights use
 L-BFGS, whose steps cost ``O(N D C)`` instead of a Hessian build.
 """
 
@@ -25,9 +25,9 @@ logger = logging.getLogger(__name__)
 
 #: Default stopping rule by dtype: the gradient norm of L divided by the
 #: number of samples. A per-sample scale keeps one setting meaningful from 100
-#: to 1e6 samples. Newton steps reach 1e-10 in float64 at little extra cost,
-#: which keeps leave-one-out differences of typical samples (LSI near 1e-6
-#: nats) above the solver's error; float32 rounding stops near 1e-5.
+#: to 1e6 samples. Newton steps reach 1e-10 in float64 at little extra cost.
+#: That keeps leave-one-out differences of typical samples (LSI near 1e-6
+#: nats) above the solver's error. Float32 rounding stops near 1e-5.
 GRADIENT_TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 #: L-BFGS's line search compares loss values, so it stalls once loss changes

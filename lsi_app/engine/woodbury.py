@@ -14,8 +14,8 @@ _MAX_EIGENVALUE = 1.0 - 1e-6
 def low_rank_downdate_lsi(k_blocks: torch.Tensor, probs: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     """Evaluate the one-step LSI for ``Lambda_-i = Lambda - U_i U_i^T`` from C x C blocks.
 
-    ``k_blocks`` (B, C, C) holds ``K_i = J_i Sigma J_i^T``; ``probs`` and
-    ``residual`` (B, C) hold ``p_i`` and ``p_i - onehot(y_i)``.
+    ``k_blocks`` (B, C, C) contains ``K_i = J_i Sigma J_i^T``. ``probs`` and
+    ``residual`` (B, C) contain ``p_i`` and ``p_i - onehot(y_i)``.
 
     Uses the factor ``B = diag(q) (I - q q^T)``, ``q = sqrt(p)``, of
     ``H = diag(p) - p p^T = B B^T``. ``M = B^T K B`` has the eigenvalues of

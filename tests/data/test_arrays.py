@@ -77,5 +77,5 @@ def test_load_errors_name_file_and_fix(tmp_path):
         load_features(tmp_path / "f.csv")
     with pytest.raises(ValueError, match=r"must be 2-D"):
         load_features(tmp_path / "flat.npy")
-    with pytest.raises(ValueError, match=r"holds arrays \['a', 'b'\]; name the features array"):
+    with pytest.raises(ValueError, match=r"contains arrays \['a', 'b'\]; name the features array"):
         load_features(tmp_path / "many.npz")
