@@ -208,8 +208,13 @@ class FullPosterior(Posterior):
         return (n_pairs * self.n_features + 8 * self.n_classes**2) * element_size
 
     def one_step_lsi(self, features, probs, residual):
-        """``Lambda_-i = Lambda - J_i^T H_i J_i``: exact removal of the sample's GGN term."""
-        return low_rank_downdate_lsi(self.k_blocks(features), probs, residual)
+        """``Lambda_-i = Lambda - J_i^T H_i J_i``: exact removal of the sample's GGN term.
+
+        The C x C algebra runs in float64 whatever the working dtype: it is
+        cheap, and ``ln det(I - M)`` loses digits in float32 when M is small.
+        """
+        scores = low_rank_downdate_lsi(self.k_blocks(features).double(), probs.double(), residual.double())
+        return scores.to(features.dtype)
 
     def k_blocks(self, features: torch.Tensor) -> torch.Tensor:
         """Return ``K_i[c, k] = phi_i^T Sigma_ck phi_i``, shape (n_samples, C, C)."""
@@ -237,12 +242,14 @@ class KronPosterior(Posterior):
     the precision is diagonal, ``g_a a_b + lambda``, in the basis
     ``Q_G kron Q_A``.
 
-    For LSI, ``Lambda_-i`` keeps that basis and takes the diagonal of the
-    factors without sample ``i``: ``g'_a = (N g_a - (Q_G^T H_i Q_G)_aa) / (N - 1)``
-    and ``a'_b = a_b - (Q_A^T phi_i)_b^2``, both >= 0 (an eigenvalue-corrected
-    K-FAC). Per sample this costs one projection of ``phi_i`` and
-    ``O(C D + C^2)`` further work, and the KL is a sum over the ``C D``
-    eigen-directions, non-negative term by term.
+    For LSI, ``Lambda_-i = G' kron A' + lambda I`` is the same K-FAC built
+    without sample ``i``: ``G' = (N G - H_i) / (N - 1)`` and
+    ``A' = A - phi_i phi_i^T``. ``A'`` is a rank-one downdate, so with
+    ``G' = Q' diag(g') Q'^T`` every term of the KL reduces to the sums
+    ``s_ia = sum_b (Q_A^T phi_i)_b^2 / (g'_a a_b + lambda)`` through the
+    Sherman-Morrison formula and the matrix determinant lemma. Per sample this
+    costs one projection of ``phi_i``, one C x C eigendecomposition and
+    ``O(C D)`` further work.
     """
 
     structure = HessianStructure.KRON
@@ -279,22 +286,46 @@ class KronPosterior(Posterior):
         return precision
 
     def row_bytes(self, element_size):
-        return (3 * self.n_features + 4 * self.n_classes * self.n_features + 2 * self.n_classes) * element_size
+        # float64 per-sample work: a few (C, D) and (C, C) tensors per row
+        return (2 * self.n_features * element_size) + 8 * (4 * self.n_classes * self.n_features + 4 * self.n_classes**2)
 
     def one_step_lsi(self, features, probs, residual):
-        vectors = self.class_vectors
-        feature_coords = features @ self.feature_vectors  # (B, D): Q_A^T phi_i
-        class_coords = residual @ vectors  # (B, C): Q_G^T r_i
-        # (Q_G^T H_i Q_G)_aa = sum_c p_c Q_ca^2 - (sum_c p_c Q_ca)^2
-        curvature_diag = probs @ vectors**2 - (probs @ vectors) ** 2
-        scale = self.n_samples / max(self.n_samples - 1, 1)
-        class_values = (self.class_values[None, :] - curvature_diag / self.n_samples).clamp_min(0) * scale
-        feature_values = (self.feature_values[None, :] - feature_coords**2).clamp_min(0)
-        # loo_values[i, a, b] = g'_a a'_b + lambda, shape (B, C, D)
-        loo_values = class_values[:, :, None] * feature_values[:, None, :] + self.prior_precision
-        ratio = loo_values / self.eigenvalues
-        gradient_sq = class_coords[:, :, None] ** 2 * feature_coords[:, None, :] ** 2
-        return 0.5 * ((ratio - 1.0 - torch.log(ratio)) + gradient_sq / loo_values).sum(dim=(1, 2))
+        n = self.n_samples
+        feature_values = self.feature_values.double()  # a, (D,)
+        class_values = self.class_values.double()  # g, (C,)
+        eigenvalues = self.eigenvalues.double()  # g_a a_b + lambda, (C, D)
+        rotated_sq = ((features @ self.feature_vectors) ** 2).double()  # z_b^2 = (Q_A^T phi)_b^2, (B, D)
+        probs, residual = probs.double(), residual.double()
+        vectors = self.class_vectors.double()
+
+        # G' = (N G - H_i) / (N - 1) and its diagonal in the Q_G basis.
+        curvature = softmax_curvature(probs)
+        loo_class = (n * self.class_factor.double() - curvature) / max(n - 1, 1)
+        old_basis_diag = (n * class_values - (probs @ vectors**2 - (probs @ vectors) ** 2)) / max(n - 1, 1)
+        loo_values, loo_vectors = torch.linalg.eigh(loo_class)  # g', Q'
+        loo_values = loo_values.clamp_min(0)
+
+        # tr(Lambda_-i Lambda^-1) - P, as a sum of small differences:
+        # sum_ab [(G~_aa - g_a) a_b - G~_aa z_b^2] / (g_a a_b + lambda)
+        inverse = 1.0 / eigenvalues
+        trace_term = ((old_basis_diag - class_values) * (inverse @ feature_values)).sum(-1) - (
+            old_basis_diag * (rotated_sq @ inverse.T)
+        ).sum(-1)
+
+        # s_ia = phi^T (g'_a A + lambda I)^-1 phi, and the determinant lemma for A' = A - phi phi^T
+        scaled = loo_values[:, :, None] * feature_values[None, None, :] + self.prior_precision  # (B, C, D)
+        s = (rotated_sq[:, None, :] / scaled).sum(-1)  # (B, C)
+        lemma = (1.0 - loo_values * s).clamp_min(torch.finfo(torch.float64).tiny)
+        # ln det Lambda - ln det Lambda_-i, pairing g and g' in sorted order so each term is small
+        base_ratio = torch.log1p((class_values[None, :] - loo_values)[:, :, None] * feature_values / scaled)
+        logdet_term = base_ratio.sum(dim=(1, 2)) - torch.log(lemma).sum(-1)
+
+        # g^T Lambda_-i^-1 g with g = r kron phi, by Sherman-Morrison in each eigen-direction of G'
+        rho_sq = (residual[:, None, :] @ loo_vectors).squeeze(1) ** 2  # (Q'^T r)_a^2
+        mahalanobis = (rho_sq * s / lemma).sum(-1)
+
+        # KL >= 0 in exact arithmetic; clamp the rounding of a difference of sums.
+        return (0.5 * (trace_term + mahalanobis + logdet_term)).clamp_min(0).to(features.dtype)
 
     @staticmethod
     def memory_bytes(n_classes, n_features, element_size):
@@ -329,16 +360,19 @@ class DiagPosterior(Posterior):
         return torch.diag(self.diagonal.reshape(-1))
 
     def row_bytes(self, element_size):
-        return (self.n_features + 4 * self.n_classes * self.n_features) * element_size
+        return self.n_features * element_size + 8 * (self.n_features + 5 * self.n_classes * self.n_features)
 
     def one_step_lsi(self, features, probs, residual):
         """``Lambda_-i = Lambda - diag(H_i[c, c] phi_id^2)``, which stays >= lambda."""
-        squared = features * features  # (B, D)
+        squared = (features * features).double()  # (B, D)
+        probs, residual, diagonal = probs.double(), residual.double(), self.diagonal.double()
         removed = (probs * (1.0 - probs))[:, :, None] * squared[:, None, :]  # (B, C, D)
-        loo_diagonal = (self.diagonal[None] - removed).clamp_min(self.prior_precision)
-        ratio = loo_diagonal / self.diagonal
+        loo_diagonal = (diagonal[None] - removed).clamp_min(self.prior_precision)
+        # x - 1 - ln x with x = loo / full, written through the small difference.
+        shrink = -removed / diagonal[None]
         gradient_sq = residual[:, :, None] ** 2 * squared[:, None, :]
-        return 0.5 * ((ratio - 1.0 - torch.log(ratio)) + gradient_sq / loo_diagonal).sum(dim=(1, 2))
+        scores = 0.5 * ((shrink - torch.log1p(shrink)) + gradient_sq / loo_diagonal).sum(dim=(1, 2))
+        return scores.to(features.dtype)
 
     @staticmethod
     def memory_bytes(n_classes, n_features, element_size):

@@ -58,17 +58,7 @@ def dense_loo_precision(structure: str, x: torch.Tensor, weights: torch.Tensor, 
         return dense_precision(x[keep], weights, prior_precision)
     if structure == "diag":
         return dense_diag_precision(x[keep], weights, prior_precision)
-    # Kron: the full-data eigenbases, with the diagonals of the leave-one-out factors.
-    curvatures = _curvatures(x, weights)
-    class_values, class_vectors = torch.linalg.eigh(curvatures.mean(0))
-    feature_values, feature_vectors = torch.linalg.eigh(x.T @ x)
-    loo_class = curvatures[keep].sum(0) / (x.shape[0] - 1)
-    loo_feature = x[keep].T @ x[keep]
-    class_diag = torch.diagonal(class_vectors.T @ loo_class @ class_vectors)
-    feature_diag = torch.diagonal(feature_vectors.T @ loo_feature @ feature_vectors)
-    basis = torch.kron(class_vectors, feature_vectors)
-    eigenvalues = torch.kron(class_diag, feature_diag) + prior_precision
-    return basis @ torch.diag(eigenvalues) @ basis.T
+    return dense_kron_precision(x[keep], weights, prior_precision)
 
 
 def dense_one_step_lsi(structure, x, y, weights, prior_precision, index) -> float:
