@@ -194,7 +194,7 @@ def compute_lsi(
         Also compute exact LSI on this many random samples and report the
         Spearman correlation and median relative error against the fast values.
     refine_top : int, default=0
-        Replace the fast values of the this many highest-LSI samples by exact ones.
+        Replace the fast values of this many highest-LSI samples by exact ones.
     progress : callable, optional
         Receives the completed fraction and a step message.
 

@@ -14,6 +14,7 @@ L-BFGS, whose steps cost ``O(N D C)`` instead of a Hessian build.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +48,11 @@ NEWTON_MAX_PARAMETERS = 2048
 #: L-BFGS iterations are cheap; the cap only stops a run that cannot converge.
 MAX_LBFGS_STEPS = 5000
 _LBFGS_HISTORY = 20
+
+#: A Newton step reuses the previous Hessian while the gradient norm falls by
+#: at least this factor per step; a slower fall means the curvature has moved
+#: and is rebuilt. Fresh Newton steps near the optimum cut it far more.
+HESSIAN_REUSE_RATIO = 0.25
 
 #: Armijo sufficient-decrease constant and step shrink factor of the line search.
 _ARMIJO_C = 1e-4
@@ -151,18 +157,44 @@ def fit_probe(
         raise ValueError(f"solver={solver!r} is not supported; use 'auto', 'newton' or 'lbfgs'")
     max_steps = max_steps or MAX_NEWTON_STEPS
 
+    steps = 0
+    factor = None
+    if features.dtype == torch.float64 and tolerance < GRADIENT_TOLERANCE[torch.float32]:
+        # Most steps are far from the optimum, where float32 Hessians, at half
+        # the cost, point as well; float64 steps then polish the result.
+        weights32, _, steps, factor32 = _newton(
+            features.float(), labels, weights.float(), prior_precision, GRADIENT_TOLERANCE[torch.float32], max_steps
+        )
+        weights, factor = weights32.double(), factor32.double()
+    weights, grad_norm, more_steps, _ = _newton(
+        features, labels, weights, prior_precision, tolerance, max_steps - steps, factor
+    )
+    steps += more_steps
+
+    _warn_unconverged(grad_norm, tolerance, steps, "Newton")
+    probs = torch.softmax(features @ weights.T, dim=1)
+    precision = ggn_precision(features, probs, prior_precision)
+    return ProbeFit(weights=weights, precision=precision, gradient_norm=grad_norm, iterations=steps, solver="newton")
+
+
+def _newton(features, labels, weights, prior_precision, tolerance, max_steps, factor=None):
+    """Run damped Newton steps; return weights, gradient norm per sample, steps and the last Cholesky factor."""
+    n_samples = features.shape[0]
     loss = objective(features, labels, weights, prior_precision)
+    previous_norm = math.inf
     for step in range(max_steps + 1):
         grad = gradient(features, labels, weights, prior_precision)
-        probs = torch.softmax(features @ weights.T, dim=1)
-        precision = ggn_precision(features, probs, prior_precision)
         grad_norm = float(torch.linalg.vector_norm(grad)) / n_samples
         if grad_norm <= tolerance or step == max_steps:
             break
 
-        direction = torch.cholesky_solve(
-            grad.reshape(-1, 1), torch.linalg.cholesky(precision)
-        ).reshape(n_classes, n_features)
+        # A Hessian is the costly part of a step. Keep the last one while it
+        # still cuts the gradient norm by HESSIAN_REUSE_RATIO per step.
+        if factor is None or grad_norm > HESSIAN_REUSE_RATIO * previous_norm:
+            probs = torch.softmax(features @ weights.T, dim=1)
+            factor = torch.linalg.cholesky(ggn_precision(features, probs, prior_precision))
+        previous_norm = grad_norm
+        direction = torch.cholesky_solve(grad.reshape(-1, 1), factor).reshape(weights.shape)
         decrease = float((grad * direction).sum())
         step_size = 1.0
         for _ in range(_MAX_BACKTRACKS):
@@ -180,9 +212,7 @@ def fit_probe(
             logger.debug("line search stalled at gradient norm %.3g", grad_norm)
             break
         weights, loss = candidate, candidate_loss
-
-    _warn_unconverged(grad_norm, tolerance, step, "Newton")
-    return ProbeFit(weights=weights, precision=precision, gradient_norm=grad_norm, iterations=step, solver="newton")
+    return weights, grad_norm, step, factor
 
 
 def _fit_lbfgs(features, labels, weights, prior_precision, tolerance, max_steps) -> ProbeFit:
