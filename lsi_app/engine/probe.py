@@ -165,7 +165,8 @@ def fit_probe(
         weights32, _, steps, factor32 = _newton(
             features.float(), labels, weights.float(), prior_precision, GRADIENT_TOLERANCE[torch.float32], max_steps
         )
-        weights, factor = weights32.double(), factor32.double()
+        weights = weights32.double()
+        factor = None if factor32 is None else factor32.double()
     weights, grad_norm, more_steps, _ = _newton(
         features, labels, weights, prior_precision, tolerance, max_steps - steps, factor
     )
