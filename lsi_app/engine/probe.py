@@ -191,7 +191,8 @@ def _newton(features, labels, weights, prior_precision, tolerance, max_steps, fa
 
         # A Hessian is the costly part of a step. Keep the last one while it
         # still cuts the gradient norm by HESSIAN_REUSE_RATIO per step.
-        if factor is None or grad_norm > HESSIAN_REUSE_RATIO * previous_norm:
+        fresh = factor is None or grad_norm > HESSIAN_REUSE_RATIO * previous_norm
+        if fresh:
             probs = torch.softmax(features @ weights.T, dim=1)
             factor = torch.linalg.cholesky(ggn_precision(features, probs, prior_precision))
         previous_norm = grad_norm
@@ -209,7 +210,12 @@ def _newton(features, labels, weights, prior_precision, tolerance, max_steps, fa
                 break
             step_size *= _BACKTRACK
         else:
-            # No decrease at any step size: the iterate is optimal to rounding.
+            if not fresh:
+                # The kept Hessian no longer gives a descent step: rebuild it.
+                factor, previous_norm = None, math.inf
+                continue
+            # No decrease at any step size with a fresh Hessian: the iterate
+            # is optimal to rounding.
             logger.debug("line search stalled at gradient norm %.3g", grad_norm)
             break
         weights, loss = candidate, candidate_loss
