@@ -23,7 +23,7 @@ def digits_pixels() -> tuple[np.ndarray, np.ndarray]:
 
 
 def digits_cnn_features() -> tuple[np.ndarray, np.ndarray]:
-    """Digits as the dashboard sees them: standardised 64-d features of the in-app CNN."""
+    """Digits as the dashboard scores them: standardised 64-d features of the in-app CNN."""
     samples = load_digits_samples()
     model = train_cnn(samples.images, samples.labels, samples.n_classes, CNNConfig())
     return standardize(extract_features(model, samples.images)), samples.labels
@@ -48,7 +48,7 @@ def flip_labels(labels: np.ndarray, rate: float, n_classes: int, seed: int) -> t
 
 
 def machine() -> str:
-    """One line naming the CPU, core count, memory, GPU and library versions."""
+    """Describe the CPU, core count, memory, GPU, library versions and commit in one line."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in open("/proc/cpuinfo"):

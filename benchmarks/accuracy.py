@@ -5,7 +5,7 @@ overlap of the 50 highest-LSI samples and the median relative error of fast
 against exact LSI. Exact LSI refits the probe once per sample, so on the
 synthetic set it is computed on a subset: the 200 highest fast-LSI samples
 plus 200 random others. There the top-50 overlap is measured inside that
-subset, which holds the exact top 50 whenever fast and exact agree on the
+subset, which contains the exact top 50 whenever fast and exact agree on the
 top 200.
 
 Run: .venv/bin/python -m benchmarks.accuracy [--synthetic-subset 400]

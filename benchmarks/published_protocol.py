@@ -1,10 +1,10 @@
 """The published LSI protocol, re-implemented as a speed baseline.
 
 The method's authors train a linear probe on frozen features with
-full-batch SGD (Nesterov momentum 0.9, learning rate 0.004, weight decay
-1e-4, 1000 epochs, a fixed initialisation), fit a diagonal Laplace posterior
-with laplace-torch, and retrain from scratch for every left-out sample. Its
-cost is one full training per sample.
+full-batch SGD: Nesterov momentum 0.9, learning rate 0.004, weight decay
+1e-4, 1000 epochs and a fixed initialisation. They fit a diagonal Laplace
+posterior with laplace-torch and retrain from scratch for every left-out
+sample, so the cost is one full training per sample.
 """
 
 from __future__ import annotations

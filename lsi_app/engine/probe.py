@@ -50,8 +50,8 @@ MAX_LBFGS_STEPS = 5000
 _LBFGS_HISTORY = 20
 
 #: A Newton step reuses the previous Hessian while the gradient norm falls by
-#: at least this factor per step; a slower fall means the curvature has moved
-#: and is rebuilt. Fresh Newton steps near the optimum cut it far more.
+#: at least this factor per step. A slower fall means the curvature has moved,
+#: so the Hessian is rebuilt. Fresh Newton steps near the optimum cut it far more.
 HESSIAN_REUSE_RATIO = 0.25
 
 #: Armijo sufficient-decrease constant and step shrink factor of the line search.
