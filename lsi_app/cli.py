@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         required=True,
-        help="output Parquet file, one row per sample; per-class summaries go to <out>.summary.csv",
+        help="output Parquet file (.parquet), one row per sample; per-class summaries go beside it, "
+        "e.g. scores.summary.csv for scores.parquet",
     )
     return parser
 
@@ -151,6 +153,13 @@ def _run_server(args: argparse.Namespace) -> int:
     _check_sources(args.dataset, args.model)
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((args.address, args.port))
+        except OSError as error:
+            raise ValueError(
+                f"cannot serve on {args.address}:{args.port} ({error.strerror}); pass a free port with --port"
+            ) from None
     command = [
         sys.executable,
         "-m",
@@ -190,6 +199,8 @@ def _compute(args: argparse.Namespace) -> int:
         refine_top=args.refine_top,
         standardize=args.standardize,
     )
+    if args.out.suffix.lower() != ".parquet":
+        raise ValueError(f"--out {args.out} must end in .parquet; the scores are written as Parquet")
     if args.features is None and args.labels is not None:
         raise ValueError("--labels needs --features; to score a dataset source, use --dataset alone")
     if args.features is None:
@@ -198,9 +209,17 @@ def _compute(args: argparse.Namespace) -> int:
         raise ValueError(f"--labels is missing; pass the labels file for {args.features}")
 
     bar_format = "{percentage:3.0f}%|{bar:30}| {elapsed} {desc}"
-    with tqdm(total=100, file=sys.stderr, bar_format=bar_format) as bar:
+    # disable=None turns the bar off when stderr is not a terminal (logs, CI);
+    # the log lines still report each step there.
+    with tqdm(total=100, file=sys.stderr, bar_format=bar_format, disable=None) as bar:
+        last_message = [""]
 
         def report(fraction: float, message: str) -> None:
+            if bar.disable:
+                if message != last_message[0] and not message.startswith(("Exact LSI: refit", "Choosing the prior")):
+                    logger.info("%s", message)
+                last_message[0] = message
+                return
             bar.n = round(100 * fraction)
             bar.set_description_str(message, refresh=False)
             bar.refresh()

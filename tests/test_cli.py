@@ -140,3 +140,21 @@ def test_prior_precision_option_rejects_text(capsys):
     with pytest.raises(SystemExit):
         cli.main(["compute", "--prior-precision", "big", "--out", "x.parquet"])
     assert "pass a number > 0 or 'auto'" in capsys.readouterr().err
+
+
+def test_compute_rejects_non_parquet_output(empty_workspace, capsys):
+    assert cli.main(["compute", "--out", "scores.csv"]) == 2
+    assert "--out scores.csv must end in .parquet" in capsys.readouterr().err
+
+
+def test_run_rejects_busy_port(empty_workspace, capsys):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        assert cli.main(["run", "--port", str(port)]) == 2
+
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err

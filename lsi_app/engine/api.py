@@ -121,7 +121,10 @@ def validate_inputs(features: object, labels: object, prior_precision: float | s
     if labels.min() < 0:
         raise ValueError(f"labels must be >= 0, got {labels.min()}; map them to 0..n_classes-1")
     if np.unique(labels).size < 2:
-        raise ValueError(f"labels contain {np.unique(labels).size} class; LSI needs at least 2 classes")
+        raise ValueError(
+            f"labels contain {np.unique(labels).size} class; LSI needs at least 2 classes, so pass "
+            "samples from two or more classes"
+        )
     if isinstance(prior_precision, str):
         if prior_precision != "auto":
             raise ValueError(f"prior_precision={prior_precision!r} is not supported; pass a number > 0 or 'auto'")
@@ -222,6 +225,13 @@ def compute_lsi(
     n_classes = int(labels.max()) + 1 if n_classes is None else int(n_classes)
     if labels.max() >= n_classes:
         raise ValueError(f"labels contain class {labels.max()} but n_classes={n_classes}")
+    empty = np.setdiff1d(np.arange(n_classes), labels)
+    if empty.size:
+        logger.warning(
+            "classes %s have no samples; their weights are fitted to the prior alone. Map labels to "
+            "0..C-1 first (lsi_app.data.encode_labels) unless those classes are meant to be empty",
+            empty[:10].tolist(),
+        )
     for name, count in (("self_check", self_check), ("refine_top", refine_top)):
         if count < 0:
             raise ValueError(f"{name} must be >= 0, got {count}")
@@ -303,6 +313,9 @@ def compute_lsi(
             "solver": fit.solver,
             "solver_steps": fit.iterations,
             "gradient_norm": fit.gradient_norm,
+            "gradient_tolerance": fit.tolerance,
+            "converged": fit.gradient_norm <= fit.tolerance,
+            "refine_top": int(refine_top) if how is Method.FAST else 0,
             "fit_seconds": fitted - started,
             "score_seconds": scored - fitted,
             "torch_version": torch.__version__,

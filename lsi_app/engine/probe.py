@@ -74,7 +74,12 @@ class ProbeFit:
     gradient_norm : float
         Final ``||grad L|| / n_samples``.
     iterations : int
-        Newton steps taken.
+        Solver steps taken.
+    solver : str
+        ``"newton"`` or ``"lbfgs"``.
+    tolerance : float
+        The gradient tolerance the fit aimed for; converged when
+        ``gradient_norm <= tolerance``.
     """
 
     weights: torch.Tensor
@@ -82,6 +87,7 @@ class ProbeFit:
     gradient_norm: float
     iterations: int
     solver: str
+    tolerance: float
 
 
 def objective(
@@ -175,7 +181,9 @@ def fit_probe(
     _warn_unconverged(grad_norm, tolerance, steps, "Newton")
     probs = torch.softmax(features @ weights.T, dim=1)
     precision = ggn_precision(features, probs, prior_precision)
-    return ProbeFit(weights=weights, precision=precision, gradient_norm=grad_norm, iterations=steps, solver="newton")
+    return ProbeFit(
+        weights=weights, precision=precision, gradient_norm=grad_norm, iterations=steps, solver="newton", tolerance=tolerance
+    )
 
 
 def _newton(features, labels, weights, prior_precision, tolerance, max_steps, factor=None):
@@ -248,7 +256,9 @@ def _fit_lbfgs(features, labels, weights, prior_precision, tolerance, max_steps)
     grad_norm = float(torch.linalg.vector_norm(gradient(features, labels, final, prior_precision))) / n_samples
     steps = optimizer.state[parameters].get("n_iter", 0)
     _warn_unconverged(grad_norm, tolerance, steps, "L-BFGS")
-    return ProbeFit(weights=final, precision=None, gradient_norm=grad_norm, iterations=steps, solver="lbfgs")
+    return ProbeFit(
+        weights=final, precision=None, gradient_norm=grad_norm, iterations=steps, solver="lbfgs", tolerance=tolerance
+    )
 
 
 def _gradient_norm(features, labels, weights, prior_precision) -> float:

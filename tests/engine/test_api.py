@@ -50,6 +50,8 @@ def test_compute_lsi_records_settings():
     assert settings["n_parameters"] == 3 * 4
     assert settings["gradient_norm"] <= 1e-10
     assert settings["solver"] == "newton"
+    assert settings["converged"] is True
+    assert settings["refine_top"] == 0
     assert np.isfinite(settings["log_evidence"])
     assert settings["torch_version"]
 
@@ -206,3 +208,12 @@ def test_compute_lsi_rejects_posterior_too_large(monkeypatch):
 
     with pytest.raises(ValueError, match=r"full posterior over 12 parameters needs about .* GiB.*use hessian='kron'"):
         compute_lsi(features, labels)
+
+
+def test_compute_lsi_warns_about_empty_classes(caplog):
+    features, labels = _data()
+
+    with caplog.at_level("WARNING"):
+        compute_lsi(features, labels + 5)
+
+    assert "classes [0, 1, 2, 3, 4] have no samples" in caplog.text

@@ -19,7 +19,9 @@ def _caption(row) -> str:
         verdict = f"label {row['class_name']}"
     else:
         verdict = f"label {row['class_name']}, pred {row['predicted_name']} ✗"
-    return f"{verdict} · LSI {row['lsi']:.3g}"
+    # A non-breaking hyphen keeps values such as 2.1e-12 on one line.
+    value = f"{row['lsi']:.3g}".replace("-", "\u2011")
+    return f"{verdict} · LSI {value}"
 
 
 def _show_grid(rows, images) -> None:
