@@ -22,7 +22,7 @@ def digits_result(shared_workspace) -> PipelineResult:
 
 @pytest.fixture
 def digits_workspace(shared_workspace, digits_result, monkeypatch):
-    """Point ``LSI_APP_HOME`` at the workspace that already holds the digits result."""
+    """Point ``LSI_APP_HOME`` at the workspace that already contains the digits result."""
     monkeypatch.setenv(HOME_VARIABLE, str(shared_workspace))
     return shared_workspace
 

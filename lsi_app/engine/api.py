@@ -220,7 +220,7 @@ def compute_lsi(
     """
     features, labels = validate_inputs(features, labels, prior_precision)
     structure = _parse_option(Hessian, hessian, "hessian")
-    how = _parse_option(Method, method, "method")
+    method_choice = _parse_option(Method, method, "method")
     torch_device = resolve_device(device)
     n_classes = int(labels.max()) + 1 if n_classes is None else int(n_classes)
     if labels.max() >= n_classes:
@@ -284,7 +284,7 @@ def compute_lsi(
     )
 
     score_progress = scaled(progress, 0.4 if prior_precision == "auto" else 0.1, 0.9 if self_check or refine_top else 1.0)
-    if how is Method.FAST:
+    if method_choice is Method.FAST:
         chunk_bytes = min(MAX_CHUNK_BYTES, int(CHUNK_MEMORY_SHARE * available_bytes(torch_device)), CHUNK_BYTES * 4)
         scores = fast_lsi(x, y, posterior, chunk_bytes=chunk_bytes, progress=score_progress)
     else:
@@ -292,16 +292,16 @@ def compute_lsi(
     scored = time.perf_counter()
 
     table = _score_table(x, y, posterior.mean, scores)
-    if self_check and how is Method.FAST:
+    if self_check and method_choice is Method.FAST:
         settings["self_check"] = _self_check(x, y, posterior, table["lsi"].to_numpy(), self_check, scaled(progress, 0.9, 0.95))
-    if refine_top and how is Method.FAST:
+    if refine_top and method_choice is Method.FAST:
         _refine_top(x, y, posterior, table, refine_top, scaled(progress, 0.95, 1.0))
     progress(1.0, "Done")
 
     settings.update(
         {
             "hessian": structure.value,
-            "method": how.value,
+            "method": method_choice.value,
             "prior_precision": posterior.prior_precision,
             "log_evidence": log_z,
             "device": str(torch_device),
@@ -315,7 +315,7 @@ def compute_lsi(
             "gradient_norm": fit.gradient_norm,
             "gradient_tolerance": fit.tolerance,
             "converged": fit.gradient_norm <= fit.tolerance,
-            "refine_top": int(refine_top) if how is Method.FAST else 0,
+            "refine_top": int(refine_top) if method_choice is Method.FAST else 0,
             "fit_seconds": fitted - started,
             "score_seconds": scored - fitted,
             "torch_version": torch.__version__,
