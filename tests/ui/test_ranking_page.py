@@ -63,3 +63,20 @@ def test_ranking_page_unknown_dataset_shows_error(empty_workspace, monkeypatch):
     assert "unknown dataset source 'imagenet'" in app.error[0].value
     assert len(_images(app)) == 0
     assert ResultCache(empty_workspace).directory.exists() is False
+
+
+def test_ranking_page_unexpected_failure_shows_message(empty_workspace, monkeypatch, caplog):
+    st.cache_data.clear()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("lsi_app.pipeline.train_cnn", broken)
+
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+    assert not app.exception
+    assert len(app.error) == 1
+    assert "failed unexpectedly" in app.error[0].value
+    assert "disk on fire" not in app.error[0].value
+    assert "disk on fire" in caplog.text

@@ -49,6 +49,13 @@ try:
 except ValueError as error:
     st.error(f"Could not score dataset {settings.dataset!r}: {error}")
     st.stop()
+except Exception:  # noqa: BLE001 - the page shows a message, the log keeps the traceback
+    logger.exception("scoring dataset %r failed", settings.dataset)
+    st.error(
+        f"Scoring dataset {settings.dataset!r} failed unexpectedly. The server log has the details; "
+        "please report them."
+    )
+    st.stop()
 
 table = result.table
 with st.sidebar:
