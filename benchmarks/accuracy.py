@@ -8,7 +8,7 @@ plus 200 random others. There the top-50 overlap is measured inside that
 subset, which contains the exact top 50 whenever fast and exact agree on the
 top 200.
 
-Run: .venv/bin/python -m benchmarks.accuracy [--synthetic-subset 400]
+Run: .venv/bin/python -m benchmarks.accuracy [--synthetic-subset 400] [--structures full kron diag]
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic-subset", type=int, default=400, help="samples scored exactly on the synthetic set (default 400)")
     parser.add_argument("--digits-subset", type=int, default=1797, help="samples scored exactly on digits (default all 1797)")
+    parser.add_argument(
+        "--structures", nargs="+", default=list(STRUCTURES), choices=STRUCTURES, help="posterior structures (default all)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -85,7 +88,7 @@ def main() -> None:
     print("| dataset | structure | exact on | Spearman | top-50 overlap | median rel. error | fast total (s) | exact per sample (s) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, ((features, labels), subset_size) in datasets.items():
-        for structure in STRUCTURES:
+        for structure in args.structures:
             result = compare(features, labels, structure, subset_size)
             print(
                 f"| {name} | {structure} | {result['n_exact']} | {result['spearman']:.4f} | "

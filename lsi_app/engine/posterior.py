@@ -242,14 +242,16 @@ class KronPosterior(Posterior):
     the precision is diagonal, ``g_a a_b + lambda``, in the basis
     ``Q_G kron Q_A``.
 
-    For LSI, ``Lambda_-i = G' kron A' + lambda I`` is the same K-FAC built
-    without sample ``i``: ``G' = (N G - H_i) / (N - 1)`` and
-    ``A' = A - phi_i phi_i^T``. ``A'`` is a rank-one downdate, so with
-    ``G' = Q' diag(g') Q'^T`` every term of the KL reduces to the sums
+    For LSI, ``Lambda_-i = G' kron A' + lambda I`` is the K-FAC built without
+    sample ``i``. ``A' = A - phi_i phi_i^T`` is exact, a rank-one downdate.
+    ``G'`` keeps the eigenbasis ``Q_G`` with the diagonal of
+    ``(N G - H_i) / (N - 1)`` in that basis, ``g'_a``: sample ``i`` moves
+    ``G`` by ``H_i / N`` only. Every term of the KL then reduces to the sums
     ``s_ia = sum_b (Q_A^T phi_i)_b^2 / (g'_a a_b + lambda)`` through the
-    Sherman-Morrison formula and the matrix determinant lemma. Per sample this
-    costs one projection of ``phi_i``, one C x C eigendecomposition and
-    ``O(C D)`` further work.
+    Sherman-Morrison formula and the matrix determinant lemma, so a sample
+    costs one projection of ``phi_i`` and ``O(C D)`` further work. On digits
+    a full C x C eigendecomposition of ``G'`` per sample instead changed the
+    Spearman correlation with exact refits by under 0.002.
     """
 
     structure = HessianStructure.KRON
@@ -298,30 +300,28 @@ class KronPosterior(Posterior):
         probs, residual = probs.double(), residual.double()
         vectors = self.class_vectors.double()
 
-        # G' = (N G - H_i) / (N - 1) and its diagonal in the Q_G basis.
-        curvature = softmax_curvature(probs)
-        loo_class = (n * self.class_factor.double() - curvature) / max(n - 1, 1)
-        old_basis_diag = (n * class_values - (probs @ vectors**2 - (probs @ vectors) ** 2)) / max(n - 1, 1)
-        loo_values, loo_vectors = torch.linalg.eigh(loo_class)  # g', Q'
-        loo_values = loo_values.clamp_min(0)
+        # g'_a: the diagonal of (N G - H_i) / (N - 1) in the Q_G basis, where
+        # (Q_G^T H_i Q_G)_aa = sum_c p_c Q_ca^2 - (sum_c p_c Q_ca)^2.
+        curvature_diag = probs @ vectors**2 - (probs @ vectors) ** 2
+        loo_values = ((n * class_values - curvature_diag) / max(n - 1, 1)).clamp_min(0)  # (B, C)
 
         # tr(Lambda_-i Lambda^-1) - P, as a sum of small differences:
-        # sum_ab [(G~_aa - g_a) a_b - G~_aa z_b^2] / (g_a a_b + lambda)
+        # sum_ab [(g'_a - g_a) a_b - g'_a z_b^2] / (g_a a_b + lambda)
         inverse = 1.0 / eigenvalues
-        trace_term = ((old_basis_diag - class_values) * (inverse @ feature_values)).sum(-1) - (
-            old_basis_diag * (rotated_sq @ inverse.T)
+        trace_term = ((loo_values - class_values) * (inverse @ feature_values)).sum(-1) - (
+            loo_values * (rotated_sq @ inverse.T)
         ).sum(-1)
 
         # s_ia = phi^T (g'_a A + lambda I)^-1 phi, and the determinant lemma for A' = A - phi phi^T
         scaled = loo_values[:, :, None] * feature_values[None, None, :] + self.prior_precision  # (B, C, D)
         s = (rotated_sq[:, None, :] / scaled).sum(-1)  # (B, C)
         lemma = (1.0 - loo_values * s).clamp_min(torch.finfo(torch.float64).tiny)
-        # ln det Lambda - ln det Lambda_-i, pairing g and g' in sorted order so each term is small
+        # ln det Lambda - ln det Lambda_-i, pairing g_a with g'_a so each term is small
         base_ratio = torch.log1p((class_values[None, :] - loo_values)[:, :, None] * feature_values / scaled)
         logdet_term = base_ratio.sum(dim=(1, 2)) - torch.log(lemma).sum(-1)
 
-        # g^T Lambda_-i^-1 g with g = r kron phi, by Sherman-Morrison in each eigen-direction of G'
-        rho_sq = (residual[:, None, :] @ loo_vectors).squeeze(1) ** 2  # (Q'^T r)_a^2
+        # g^T Lambda_-i^-1 g with g = r kron phi, by Sherman-Morrison in each eigen-direction of G
+        rho_sq = (residual @ vectors) ** 2  # (Q_G^T r)_a^2
         mahalanobis = (rho_sq * s / lemma).sum(-1)
 
         # KL >= 0 in exact arithmetic; clamp the rounding of a difference of sums.

@@ -58,7 +58,15 @@ def dense_loo_precision(structure: str, x: torch.Tensor, weights: torch.Tensor, 
         return dense_precision(x[keep], weights, prior_precision)
     if structure == "diag":
         return dense_diag_precision(x[keep], weights, prior_precision)
-    return dense_kron_precision(x[keep], weights, prior_precision)
+    # Kron: A' without the sample; G' keeps the eigenbasis of the full-data G
+    # with the diagonal of the leave-one-out class factor in that basis.
+    curvatures = _curvatures(x, weights)
+    _, class_vectors = torch.linalg.eigh(curvatures.mean(0))
+    loo_class = curvatures[keep].sum(0) / (x.shape[0] - 1)
+    class_diag = torch.diagonal(class_vectors.T @ loo_class @ class_vectors)
+    held_class = class_vectors @ torch.diag(class_diag) @ class_vectors.T
+    precision = torch.kron(held_class, x[keep].T @ x[keep])
+    return precision + prior_precision * torch.eye(precision.shape[0], dtype=x.dtype)
 
 
 def dense_one_step_lsi(structure, x, y, weights, prior_precision, index) -> float:
