@@ -23,6 +23,9 @@ INIT_SEED = 0
 
 
 def _train(features: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.nn.Linear:
+    # NOTE: the mean-reduced loss, float32 and PyTorch's default Linear
+    # initialisation (seeded) are this re-implementation's choices; the
+    # protocol's description does not fix them.
     torch.manual_seed(INIT_SEED)
     probe = torch.nn.Linear(features.shape[1], n_classes)
     optimizer = torch.optim.SGD(
