@@ -35,16 +35,6 @@ def softmax_curvature(probs: torch.Tensor) -> torch.Tensor:
     return torch.diag_embed(probs) - probs[:, :, None] * probs[:, None, :]
 
 
-def symmetric_sqrt(matrices: torch.Tensor) -> torch.Tensor:
-    """Return the symmetric square root of a batch of positive semi-definite matrices.
-
-    Eigenvalues below zero (rounding noise on a PSD input) are clamped to zero.
-    """
-    eigenvalues, eigenvectors = torch.linalg.eigh(matrices)
-    roots = eigenvalues.clamp_min(0).sqrt()
-    return (eigenvectors * roots[..., None, :]) @ eigenvectors.transpose(-1, -2)
-
-
 def logdet_from_cholesky(cholesky_factor: torch.Tensor) -> torch.Tensor:
     """Return ``ln det A`` given the lower Cholesky factor of ``A``."""
     return 2.0 * torch.log(torch.diagonal(cholesky_factor, dim1=-2, dim2=-1)).sum(-1)
