@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lsi_app.analysis import summarize_lsi
-from lsi_app.data import DATASETS, labels_in_npz, load_features, load_labels
+from lsi_app.data import DATASETS, check_dataset_source, labels_in_npz, load_features, load_labels
 from lsi_app.engine import Device, Hessian, Method
 from lsi_app.models import MODELS, check_model_source
 from lsi_app.pipeline import DATASET_VARIABLE, MODEL_VARIABLE, PipelineSettings, run_pipeline, score_arrays
@@ -144,8 +144,7 @@ def _prior_precision(text: str) -> float | str:
 
 
 def _check_sources(dataset: str, model: str) -> None:
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset source {dataset!r}; available: {', '.join(sorted(DATASETS))}")
+    check_dataset_source(dataset)
     check_model_source(model)
 
 

@@ -8,14 +8,16 @@ from lsi_app.data.samples import SampleSet
 DATASETS = {"digits": load_digits_samples}
 
 
+def check_dataset_source(source: str) -> None:
+    """Raise ValueError naming the choices when ``source`` is not a known dataset source."""
+    if source not in DATASETS:
+        raise ValueError(f"unknown dataset source {source!r}; available: {', '.join(sorted(DATASETS))}")
+
+
 def load_dataset(source: str) -> SampleSet:
     """Load a dataset by source name; raise ValueError naming the choices when unknown."""
-    try:
-        loader = DATASETS[source]
-    except KeyError:
-        choices = ", ".join(sorted(DATASETS))
-        raise ValueError(f"unknown dataset source {source!r}; available: {choices}") from None
-    return loader()
+    check_dataset_source(source)
+    return DATASETS[source]()
 
 
-__all__ = ["encode_labels", "labels_in_npz", "load_features", "load_labels", "DATASETS", "SampleSet", "load_dataset", "load_digits_samples"]
+__all__ = ["check_dataset_source", "encode_labels", "labels_in_npz", "load_features", "load_labels", "DATASETS", "SampleSet", "load_dataset", "load_digits_samples"]

@@ -14,16 +14,16 @@ FEATURE_KEYS = ("features", "embeddings", "X")
 LABEL_KEYS = ("labels", "label", "y", "target")
 
 
-def _check_path(path: Path, what: str) -> Path:
+def _check_path(path: Path, role: str) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{what} file {path} not found")
+        raise ValueError(f"{role} file {path} not found")
     if path.suffix.lower() not in ARRAY_SUFFIXES:
-        raise ValueError(f"{what} file {path} has an unsupported type; use one of {', '.join(ARRAY_SUFFIXES)}")
+        raise ValueError(f"{role} file {path} has an unsupported type; use one of {', '.join(ARRAY_SUFFIXES)}")
     return path
 
 
-def _from_npz(path: Path, keys: tuple[str, ...], what: str) -> np.ndarray:
+def _from_npz(path: Path, keys: tuple[str, ...], role: str) -> np.ndarray:
     with np.load(path, allow_pickle=False) as archive:
         names = list(archive.files)
         for key in keys:
@@ -31,16 +31,16 @@ def _from_npz(path: Path, keys: tuple[str, ...], what: str) -> np.ndarray:
                 return archive[key]
         if len(names) == 1:
             return archive[names[0]]
-    raise ValueError(f"{what} file {path} contains arrays {names}; name the {what} array one of {', '.join(keys)}")
+    raise ValueError(f"{role} file {path} contains arrays {names}; name the {role} array one of {', '.join(keys)}")
 
 
-def _load(path: Path, keys: tuple[str, ...], what: str, from_table) -> np.ndarray:
-    path = _check_path(path, what)
+def _load(path: Path, keys: tuple[str, ...], role: str, from_table) -> np.ndarray:
+    path = _check_path(path, role)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return np.load(path, allow_pickle=False)
     if suffix == ".npz":
-        return _from_npz(path, keys, what)
+        return _from_npz(path, keys, role)
     return from_table(pd.read_parquet(path), path)
 
 

@@ -113,9 +113,9 @@ def validate_inputs(features: object, labels: object, prior_precision: float | s
         raise ValueError(f"features must be numeric, got dtype {features.dtype}")
     bad_rows = np.flatnonzero(~np.isfinite(features).all(axis=1))
     if bad_rows.size:
-        shown = ", ".join(str(i) for i in bad_rows[:10])
+        listed_rows = ", ".join(str(i) for i in bad_rows[:10])
         more = f" and {bad_rows.size - 10} more" if bad_rows.size > 10 else ""
-        raise ValueError(f"features contain NaN or inf in rows {shown}{more}; drop or repair those rows")
+        raise ValueError(f"features contain NaN or inf in rows {listed_rows}{more}; drop or repair those rows")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
             f"labels must be integers 0..n_classes-1, got dtype {labels.dtype}; map them to integers first"
@@ -262,6 +262,7 @@ def compute_lsi(
             x, y, n_classes, structure, initial_weights=start_weights, progress=scaled(progress, 0.0, 0.4)
         )
         posterior = selection.posterior
+        log_z = selection.log_evidence
         settings.update(
             prior_selection="marginal likelihood grid",
             prior_grid=selection.grid,
@@ -275,7 +276,7 @@ def compute_lsi(
             posterior: Posterior = FullPosterior(fit.weights, fit.precision, float(prior_precision))
         else:
             posterior = fit_posterior(structure, x, fit.weights, float(prior_precision))
-    log_z = log_evidence(posterior, x, y)
+        log_z = log_evidence(posterior, x, y)
     fitted = time.perf_counter()
     logger.info(
         "probe MAP and %s posterior: prior precision %g, log evidence %.4g, %.2f s",

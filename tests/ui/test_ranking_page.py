@@ -32,12 +32,12 @@ def test_ranking_page_shows_96_thumbnails(digits_workspace):
 def test_ranking_page_grids_sorted_by_lsi(digits_workspace, digits_result):
     app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
 
-    shown = [image.proto.imgs[0].alt for image in _images(app)]
+    displayed_ids = [image.proto.imgs[0].alt for image in _images(app)]
     table = digits_result.table
     highest = table.sort_values("lsi", ascending=False, kind="stable")["sample_id"].tolist()
     lowest = table.sort_values("lsi", ascending=True, kind="stable")["sample_id"].tolist()
-    assert shown[:48] == highest[:48]
-    assert shown[48:] == lowest[:48]
+    assert displayed_ids[:48] == highest[:48]
+    assert displayed_ids[48:] == lowest[:48]
 
 
 def test_ranking_page_computes_on_first_visit(empty_workspace):
