@@ -13,16 +13,31 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lsi_app.analysis import summarize_lsi
-from lsi_app.data import DATASETS, check_dataset_source, labels_in_npz, load_features, load_labels
+from lsi_app.data import BUILTIN_DATASETS, check_dataset_source
 from lsi_app.engine import Device, Hessian, Method
 from lsi_app.models import MODELS, check_model_source
-from lsi_app.pipeline import DATASET_VARIABLE, MODEL_VARIABLE, PipelineSettings, run_pipeline, score_arrays
+from lsi_app.pipeline import (
+    CLUSTERS_VARIABLE,
+    DATASET_VARIABLE,
+    DEFAULT_BATCH_SIZE,
+    LABELS_VARIABLE,
+    MODEL_VARIABLE,
+    PipelineSettings,
+    run_pipeline,
+)
+from lsi_app.store import HOME_VARIABLE, clear, format_size, list_entries, parse_size, prune, workspace_dir
 
 logger = logging.getLogger("lsi_app")
 
 DEFAULT_PORT = 8501
 DEFAULT_ADDRESS = "127.0.0.1"
 APP_FILE = Path(__file__).with_name("app.py")
+
+#: Progress messages repeated per sample or per grid point, kept out of the log.
+_QUIET_PROGRESS = ("Exact LSI: refit", "Choosing the prior", "Extracting features:", "Scanning")
+
+#: Skip reasons named in the summary line; the skipped CSV lists every item.
+_LISTED_REASONS = 5
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -45,26 +60,41 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"interface to bind (default {DEFAULT_ADDRESS}, this machine only; 0.0.0.0 exposes it to the network)",
     )
     _add_source_options(run)
+    _add_workspace_option(run)
 
     compute = commands.add_parser(
         "compute",
-        help="score a dataset or precomputed features without the dashboard",
+        help="score a dataset without the dashboard",
         description=(
-            "Score every sample with LSI and write one row per sample. Either --dataset/--model "
-            "(features extracted here) or --features/--labels (features extracted elsewhere)."
+            "Open a dataset source, extract features with a model source, score every sample with LSI "
+            "and write one row per sample. Features, probe and scores are cached in the workspace, so a "
+            "second run with the same inputs extracts and fits nothing."
         ),
     )
     _add_source_options(compute)
     compute.add_argument(
         "--features",
         type=Path,
-        help="precomputed features, shape (n_samples, n_features), in .npy, .npz or .parquet; replaces --dataset/--model",
+        help="precomputed features, shape (n_samples, n_features), in .npy, .npz or .parquet; "
+        "short for --dataset embeddings:FILE --model identity",
     )
     compute.add_argument(
-        "--labels",
-        type=Path,
-        help="labels for --features in .npy, .npz or .parquet; strings or any integers, mapped to 0..C-1 "
-        "(may be omitted when the --features .npz holds a 'labels' array)",
+        "--feature-layer",
+        metavar="NAME",
+        help="module whose output gives the features, e.g. layer4 (default: the input of the model's last Linear)",
+    )
+    compute.add_argument(
+        "--image-size",
+        type=int,
+        default=224,
+        metavar="PIXELS",
+        help="edge of the centre crop fed to torchvision and TorchScript models (default 224)",
+    )
+    compute.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"items per feature-extraction batch (default {DEFAULT_BATCH_SIZE})",
     )
     compute.add_argument(
         "--hessian",
@@ -115,22 +145,83 @@ def _build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         required=True,
-        help="output Parquet file (.parquet), one row per sample; per-class summaries go beside it, "
-        "e.g. scores.summary.csv for scores.parquet",
+        help="output Parquet file (.parquet), one row per sample; beside it go the per-class summary "
+        "(scores.summary.csv for scores.parquet) and the skipped items with reasons (scores.skipped.csv)",
     )
+    _add_workspace_option(compute)
+
+    cache = commands.add_parser(
+        "cache",
+        help="list or delete cached features, probes and scores",
+        description="Inspect and clean the workspace cache. Curation state (flags, notes) is never deleted.",
+    )
+    actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_workspace_option(actions.add_parser("list", help="list cache entries, most recently used first"))
+    clear_parser = actions.add_parser("clear", help="delete every cache entry")
+    clear_parser.add_argument(
+        "--kind",
+        action="append",
+        choices=["features", "probes", "results"],
+        help="delete only this kind of entry (repeatable; default: all kinds)",
+    )
+    _add_workspace_option(clear_parser)
+    prune_parser = actions.add_parser("prune", help="delete least recently used entries down to a size")
+    prune_parser.add_argument(
+        "--max-size",
+        type=_size,
+        required=True,
+        metavar="SIZE",
+        help="total size to keep, e.g. 500MB or 2GiB",
+    )
+    _add_workspace_option(prune_parser)
     return parser
+
+
+def _add_workspace_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help=f"cache and curation folder (default ${HOME_VARIABLE}, else ~/.cache/lsi-app)",
+    )
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         default="digits",
-        help=f"dataset source (default digits; available: {', '.join(sorted(DATASETS))})",
+        metavar="SRC",
+        help=f"dataset source (default digits): {', '.join(BUILTIN_DATASETS)}, an image folder (one "
+        "sub-folder per class), a manifest .csv/.parquet (path,label[,split]), a text .csv (text,label), "
+        "embeddings .npy/.npz/.parquet, or torchvision:NAME:ROOT (cifar10, cifar100, mnist, fashionmnist "
+        "already on disk; NAME-test for the test split)",
     )
     parser.add_argument(
         "--model",
-        default="cnn",
-        help=f"feature extractor (default cnn, a small CNN trained in-app; available: {', '.join(MODELS)})",
+        default="auto",
+        metavar="SRC",
+        help=f"feature extractor (default auto: cnn for images, minilm for text, identity for embeddings); "
+        f"{', '.join(MODELS)}, torchvision:ARCH[:WEIGHTS_FILE], or a TorchScript file",
+    )
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        help="labels for an embeddings source, in .npy, .npz or .parquet; strings or any integers, mapped "
+        "to 0..C-1 (may be omitted when the .npz or .parquet holds a 'label' array)",
+    )
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=0,
+        metavar="K",
+        help="for unlabelled data: score against K k-means clusters of the features (default 0: labels required)",
     )
 
 
@@ -150,6 +241,8 @@ def _check_sources(dataset: str, model: str) -> None:
 
 def _run_server(args: argparse.Namespace) -> int:
     _check_sources(args.dataset, args.model)
+    if args.labels is not None and not args.labels.is_file():
+        raise ValueError(f"--labels file {args.labels} not found")
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -179,6 +272,11 @@ def _run_server(args: argparse.Namespace) -> int:
         "viewer",
     ]
     env = dict(os.environ, **{DATASET_VARIABLE: args.dataset, MODEL_VARIABLE: args.model})
+    env[CLUSTERS_VARIABLE] = str(args.clusters)
+    if args.labels is not None:
+        env[LABELS_VARIABLE] = str(args.labels.resolve())
+    if args.workspace is not None:
+        env[HOME_VARIABLE] = str(args.workspace.resolve())
     logger.info("serving %s on http://%s:%d", args.dataset, args.address, args.port)
     try:
         return subprocess.call(command, env=env)
@@ -187,9 +285,20 @@ def _run_server(args: argparse.Namespace) -> int:
 
 
 def _compute(args: argparse.Namespace) -> int:
+    if args.out.suffix.lower() != ".parquet":
+        raise ValueError(f"--out {args.out} must end in .parquet; the scores are written as Parquet")
+    dataset, model = args.dataset, args.model
+    if args.features is not None:
+        if dataset != "digits" or model not in ("auto", "identity"):
+            raise ValueError("--features replaces --dataset and --model; pass either --features or --dataset/--model")
+        dataset, model = f"embeddings:{args.features}", "identity"
     settings = PipelineSettings(
-        dataset=args.dataset,
-        model=args.model,
+        dataset=dataset,
+        model=model,
+        labels=str(args.labels) if args.labels is not None else None,
+        clusters=args.clusters,
+        feature_layer=args.feature_layer,
+        image_size=args.image_size,
         hessian=args.hessian,
         prior_precision=args.prior_precision,
         method=args.method,
@@ -197,15 +306,9 @@ def _compute(args: argparse.Namespace) -> int:
         self_check=args.self_check,
         refine_top=args.refine_top,
         standardize=args.standardize,
+        batch_size=args.batch_size,
     )
-    if args.out.suffix.lower() != ".parquet":
-        raise ValueError(f"--out {args.out} must end in .parquet; the scores are written as Parquet")
-    if args.features is None and args.labels is not None:
-        raise ValueError("--labels needs --features; to score a dataset source, use --dataset alone")
-    if args.features is None:
-        _check_sources(args.dataset, args.model)
-    elif args.labels is None and not labels_in_npz(args.features):
-        raise ValueError(f"--labels is missing; pass the labels file for {args.features}")
+    settings.validate()
 
     bar_format = "{percentage:3.0f}%|{bar:30}| {elapsed} {desc}"
     # disable=None turns the bar off when stderr is not a terminal (logs, CI);
@@ -215,7 +318,7 @@ def _compute(args: argparse.Namespace) -> int:
 
         def report(fraction: float, message: str) -> None:
             if bar.disable:
-                if message != last_message[0] and not message.startswith(("Exact LSI: refit", "Choosing the prior")):
+                if message != last_message[0] and not message.startswith(_QUIET_PROGRESS):
                     logger.info("%s", message)
                 last_message[0] = message
                 return
@@ -223,22 +326,18 @@ def _compute(args: argparse.Namespace) -> int:
             bar.set_description_str(message, refresh=False)
             bar.refresh()
 
-        if args.features is None:
-            result = run_pipeline(settings, progress=report)
-            table, from_cache = result.table, result.from_cache
-            class_names = result.samples.class_names
-        else:
-            features = load_features(args.features)
-            labels = load_labels(args.labels if args.labels is not None else args.features)
-            table, from_cache = score_arrays(features, labels, settings, progress=report), False
-            class_names = tuple(table.attrs["label_mapping"].values())
+        result = run_pipeline(settings, progress=report, workspace=args.workspace)
 
+    table = result.table
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out, index=False)
-    summary = summarize_lsi(table["lsi"].to_numpy(), table["label"].to_numpy(), class_names)
+    summary = summarize_lsi(table["lsi"].to_numpy(), table["label"].to_numpy(), result.samples.class_names)
     summary_path = out.with_name(out.stem + ".summary.csv")
     summary.per_class.to_csv(summary_path)
+    skipped = result.skipped
+    skipped_path = out.with_name(out.stem + ".skipped.csv")
+    skipped.to_csv(skipped_path, index=False)
 
     accuracy = float((table["predicted"] == table["label"]).mean())
     logger.info(
@@ -248,9 +347,18 @@ def _compute(args: argparse.Namespace) -> int:
         summary.mean,
         summary.median,
         100 * accuracy,
-        " (from cache)" if from_cache else "",
+        " (from cache)" if result.from_cache else "",
         summary_path,
     )
+    if result.samples.pseudo_labels:
+        logger.info("labels are %d k-means clusters of the features, not given labels", result.samples.n_classes)
+    empty = summary.per_class.loc[summary.per_class["count"] == 0, "class_name"].tolist()
+    if empty:
+        logger.warning("classes with 0 samples: %s", ", ".join(empty))
+    if len(skipped):
+        reasons = skipped["reason"].str.replace(r" \(row \d+\)$", "", regex=True).value_counts()
+        listed = "; ".join(f"{count} x {reason}" for reason, count in reasons.head(_LISTED_REASONS).items())
+        logger.warning("skipped %d items (%s); the full list is in %s", len(skipped), listed, skipped_path)
     check = table.attrs.get("lsi_settings", {}).get("self_check")
     if check:
         logger.info(
@@ -262,6 +370,29 @@ def _compute(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache(args: argparse.Namespace) -> int:
+    root = workspace_dir(args.workspace)
+    if args.action == "list":
+        entries = list_entries(root)
+        if entries.empty:
+            print(f"no cache entries in {root}")
+            return 0
+        shown = entries.assign(
+            size=entries["size_bytes"].map(format_size),
+            last_used=entries["last_used"].dt.strftime("%Y-%m-%d %H:%M"),
+        )[["kind", "key", "size", "last_used", "description"]]
+        print(shown.to_string(index=False))
+        print(f"{len(entries)} entries, {format_size(int(entries['size_bytes'].sum()))} in {root}")
+        return 0
+    if args.action == "clear":
+        count, size = clear(root, kinds=args.kind)
+        print(f"deleted {count} entries ({format_size(size)}) from {root}")
+        return 0
+    count, size = prune(root, args.max_size)
+    print(f"deleted {count} least recently used entries ({format_size(size)}) from {root}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; return the process exit status."""
     parser = _build_parser()
@@ -270,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    handlers = {"run": _run_server, "compute": _compute}
+    handlers = {"run": _run_server, "compute": _compute, "cache": _cache}
     try:
         return handlers[args.command](args)
     except (ValueError, OSError) as error:

@@ -1,42 +1,67 @@
-"""Orchestration: dataset -> features -> LSI scores -> sample table, with caching.
+"""Orchestration: source -> features -> cache -> engine -> sample table.
 
 The CLI and the dashboard both call :func:`run_pipeline`, so a table computed
-by one is a cache hit for the other. :func:`score_arrays` scores features
-that were extracted elsewhere.
+by one is a cache hit for the other. Each step is cached in the workspace
+under a key of what determines it:
+
+- features: dataset fingerprint + model fingerprint (weights, feature layer,
+  input transform);
+- probe weights: features key + prior and label settings (a warm start when
+  only the posterior structure or method changes);
+- score table: features key + every engine setting.
+
+:func:`score_arrays` scores features that were extracted elsewhere, in memory.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lsi_app import __version__
-from lsi_app.analysis import build_sample_table
-from lsi_app.data import SampleSet, encode_labels, load_dataset
+from lsi_app.analysis import build_sample_table, kmeans_pseudo_labels
+from lsi_app.data import SampleSet, SkippedItem, encode_labels, open_dataset, parse_dataset_source
 from lsi_app.engine import compute_lsi, resolve_device, validate_inputs
-from lsi_app.models import CNNConfig, check_model_source, extract_features, train_cnn
+from lsi_app.models import CNNConfig, check_model_source, open_model, resolve_model_source
 from lsi_app.progress import ProgressCallback, ignore_progress, scaled
-from lsi_app.store import ResultCache, cache_key
+from lsi_app.store import FeatureCache, ProbeCache, ResultCache, cache_key, lock, workspace_dir
 
 logger = logging.getLogger(__name__)
 
 #: Environment variables through which ``lsi-app run`` hands the chosen sources to the dashboard.
 DATASET_VARIABLE = "LSI_APP_DATASET"
 MODEL_VARIABLE = "LSI_APP_MODEL"
+LABELS_VARIABLE = "LSI_APP_LABELS"
+CLUSTERS_VARIABLE = "LSI_APP_CLUSTERS"
 
-#: Share of the progress bar given to each step; CNN training dominates on CPU.
-_LOAD_END, _TRAIN_END, _EXTRACT_END = 0.05, 0.75, 0.8
+#: Share of the progress bar at the end of each step; extraction (or CNN training) dominates on CPU.
+_OPEN_END, _EXTRACT_END = 0.1, 0.8
+
+#: Bumped when the layout of cached features or tables changes, so old entries are not reused.
+CACHE_FORMAT = 2
+
+#: Images or texts per extraction batch.
+DEFAULT_BATCH_SIZE = 64
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Everything that determines a score table; all fields enter the cache key."""
+    """Everything that determines a score table.
+
+    ``device`` and ``batch_size`` change speed but not the result beyond
+    rounding, so they are left out of the cache keys.
+    """
 
     dataset: str = "digits"
-    model: str = "cnn"
+    model: str = "auto"
+    labels: str | None = None
+    clusters: int = 0
+    feature_layer: str | None = None
+    image_size: int = 224
     hessian: str = "full"
     prior_precision: float | str = 1.0
     method: str = "fast"
@@ -44,15 +69,23 @@ class PipelineSettings:
     self_check: int = 0
     refine_top: int = 0
     standardize: bool = True
+    batch_size: int = DEFAULT_BATCH_SIZE
     cnn: CNNConfig = field(default_factory=CNNConfig)
 
     def validate(self) -> None:
-        """Raise ValueError for an unknown model source or an invalid engine setting."""
+        """Raise ValueError for an invalid source or engine setting, before any work."""
+        parse_dataset_source(self.dataset)
         check_model_source(self.model)
         if self.prior_precision != "auto" and (
             isinstance(self.prior_precision, str) or not np.isfinite(self.prior_precision) or self.prior_precision <= 0
         ):
             raise ValueError(f"prior precision must be a finite number > 0 or 'auto', got {self.prior_precision}")
+        if self.clusters < 0 or self.clusters == 1:
+            raise ValueError(f"clusters must be 0 (labelled data) or >= 2, got {self.clusters}")
+        if self.image_size < 8:
+            raise ValueError(f"image size must be >= 8 pixels, got {self.image_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
         resolve_device(self.device)
 
     def engine_options(self, device: str | None = None) -> dict:
@@ -69,12 +102,39 @@ class PipelineSettings:
 
 @dataclass
 class PipelineResult:
-    """A scored dataset: the samples and one table row per sample."""
+    """A scored dataset: the scored samples and one table row per sample, in the same order.
+
+    Attributes
+    ----------
+    samples : SampleSet
+        The samples that were scored; ``samples.skipped`` lists every item
+        left out, with its reason.
+    table : DataFrame
+        One row per sample of ``samples``; see :func:`lsi_app.analysis.build_sample_table`.
+    key : str
+        Cache key of the table.
+    from_cache : bool
+        True when the table was read from the cache.
+    features_from_cache : bool
+        True when no feature extraction ran.
+    """
 
     samples: SampleSet
     table: pd.DataFrame
     key: str
     from_cache: bool
+    features_from_cache: bool = True
+
+    @property
+    def skipped(self) -> pd.DataFrame:
+        """The skipped items as a table with columns ``item`` and ``reason``."""
+        return skipped_table(self.samples.skipped)
+
+
+def skipped_table(skipped) -> pd.DataFrame:
+    """Tabulate skipped items (``SkippedItem`` or ``(item, reason)`` pairs) as ``item, reason`` columns."""
+    rows = [(entry.item, entry.reason) if isinstance(entry, SkippedItem) else tuple(entry) for entry in skipped]
+    return pd.DataFrame(rows, columns=["item", "reason"])
 
 
 def standardize(features: np.ndarray) -> np.ndarray:
@@ -89,69 +149,209 @@ def standardize(features: np.ndarray) -> np.ndarray:
     return (features - mean) / std
 
 
-def result_key(settings: PipelineSettings, samples: SampleSet) -> str:
-    """Return the cache key of the table that ``settings`` produce on ``samples``."""
-    parts = asdict(settings)
-    parts.pop("device")  # The device changes speed, not the result beyond rounding.
-    parts["dataset_fingerprint"] = samples.fingerprint
-    parts["lsi_app_version"] = __version__
+def _features_key(samples: SampleSet, model_fingerprint: str) -> str:
+    return cache_key({"dataset": samples.fingerprint, "model": model_fingerprint, "format": CACHE_FORMAT})
+
+
+def _probe_key(settings: PipelineSettings, features_key: str) -> str:
+    parts = {
+        "features": features_key,
+        "prior_precision": settings.prior_precision,
+        "standardize": settings.standardize,
+        "clusters": settings.clusters,
+    }
     return cache_key(parts)
+
+
+def _result_key(settings: PipelineSettings, features_key: str) -> str:
+    parts = asdict(settings)
+    for unkeyed in ("device", "batch_size", "dataset", "model", "labels", "feature_layer", "image_size", "cnn"):
+        parts.pop(unkeyed)  # The features key already covers the sources, or the value leaves the result unchanged.
+    parts.update(features=features_key, format=CACHE_FORMAT, lsi_app_version=__version__)
+    return cache_key(parts)
+
+
+def _extract(settings, samples, extractor, features_cache, key, device, progress):
+    """Return (features, kept, skipped, from_cache), extracting under a lock unless cached."""
+    with lock(features_cache.root, key):
+        if features_cache.has(key):
+            features, kept, metadata = features_cache.load(key)
+            skipped = [SkippedItem(item, reason) for item, reason in metadata.get("skipped", [])]
+            for note in metadata.get("notes", []):
+                logger.info("%s", note)
+            return features, kept, skipped, True
+        logger.info("extracting features of %d samples with %s on %s", len(samples), settings.model, device)
+        extraction = extractor.extract(samples, device=device, batch_size=settings.batch_size, progress=progress)
+        for note in extraction.notes:
+            logger.info("%s", note)
+        metadata = {
+            "description": f"{samples.name} | {settings.model} | {extraction.features.shape[1]} features",
+            "dataset": samples.name,
+            "model": settings.model,
+            "n_samples": int(len(extraction.kept)),
+            "skipped": [[entry.item, entry.reason] for entry in extraction.skipped],
+            "notes": list(extraction.notes),
+        }
+        features_cache.save(key, extraction.features, extraction.kept, metadata)
+        return extraction.features, extraction.kept, list(extraction.skipped), False
+
+
+def _drop_non_finite(samples: SampleSet, features: np.ndarray) -> tuple[SampleSet, np.ndarray]:
+    finite = np.isfinite(features).all(axis=1)
+    if finite.all():
+        return samples, features
+    bad = np.flatnonzero(~finite)
+    where = samples.paths if samples.paths is not None else samples.sample_ids
+    skipped = [SkippedItem(str(where[i]), "the model produced non-finite features (NaN or inf)") for i in bad]
+    kept = np.flatnonzero(finite)
+    return samples.subset(kept, skipped), features[kept]
+
+
+def _label(settings: PipelineSettings, samples: SampleSet, features: np.ndarray) -> SampleSet:
+    if samples.labelled:
+        if settings.clusters:
+            raise ValueError(
+                f"dataset {samples.name!r} has labels, so --clusters {settings.clusters} does not apply; "
+                "omit it to score against the given labels"
+            )
+        return samples
+    if not settings.clusters:
+        raise ValueError(
+            f"dataset {samples.name!r} has no labels; pass --clusters K (K >= 2) to score against "
+            "k-means pseudo-labels of the features, or add labels"
+        )
+    labels, names = kmeans_pseudo_labels(features, settings.clusters)
+    return samples.with_labels(labels, names, pseudo=True)
 
 
 def run_pipeline(
     settings: PipelineSettings = PipelineSettings(),
     *,
     progress: ProgressCallback = ignore_progress,
-    cache: ResultCache | None = None,
+    workspace: Path | str | None = None,
 ) -> PipelineResult:
-    """Load the dataset, extract features, score with LSI and tabulate, reusing a cached table.
+    """Open the dataset, extract features, score with LSI and tabulate, reusing cached steps.
 
     Parameters
     ----------
     settings : PipelineSettings
     progress : callable, optional
         Receives the completed fraction of the whole run and a step message.
-    cache : ResultCache, optional
-        Defaults to the workspace cache (``$LSI_APP_HOME``).
+    workspace : path, optional
+        Cache folder; defaults to :func:`lsi_app.store.workspace_dir`.
+
+    Raises
+    ------
+    ValueError
+        For invalid settings or sources, with the value and the fix.
     """
     settings.validate()
-    cache = cache if cache is not None else ResultCache()
-    progress(0.0, f"Loading dataset {settings.dataset!r}")
-    samples = load_dataset(settings.dataset)
-    key = result_key(settings, samples)
-    if cache.has(key):
+    root = workspace_dir(workspace)
+    progress(0.0, f"Opening dataset {settings.dataset}")
+    samples = open_dataset(settings.dataset, labels=settings.labels, progress=scaled(progress, 0.0, _OPEN_END))
+    model_source = resolve_model_source(settings.model, samples.kind)
+    extractor = open_model(
+        model_source,
+        samples.kind,
+        feature_layer=settings.feature_layer,
+        image_size=settings.image_size,
+        cnn_config=settings.cnn,
+    )
+    features_key = _features_key(samples, extractor.fingerprint())
+
+    results = ResultCache(root)
+    cached = _load_result(results, settings, samples, features_key)
+    if cached is not None:
         progress(1.0, "Loaded cached scores")
-        logger.info("cache hit for %s (%s)", settings.dataset, key)
-        return PipelineResult(samples=samples, table=cache.load(key), key=key, from_cache=True)
+        logger.info("cache hit for %s (%s)", settings.dataset, cached.key)
+        return cached
 
     device = resolve_device(settings.device)
-    logger.info("scoring %s: %d samples on %s", settings.dataset, len(samples), device)
-    model = train_cnn(
-        samples.images,
-        samples.labels,
-        samples.n_classes,
-        settings.cnn,
-        device=device,
-        progress=scaled(progress, _LOAD_END, _TRAIN_END),
+    progress(_OPEN_END, "Extracting features")
+    features, kept, skipped, features_from_cache = _extract(
+        settings, samples, extractor, FeatureCache(root), features_key, device, scaled(progress, _OPEN_END, _EXTRACT_END)
     )
-    progress(_TRAIN_END, "Extracting features")
-    features = extract_features(model, samples.images, device=device)
+    samples = samples.subset(kept, skipped)
+    samples, features = _drop_non_finite(samples, features)
+    if len(samples) == 0:
+        raise ValueError(f"no usable sample in {settings.dataset!r}: all {len(samples.skipped)} items were skipped")
     if settings.standardize:
         features = standardize(features)
+    samples = _label(settings, samples, features)
 
-    progress(_EXTRACT_END, "Fitting the probe posterior and computing LSI")
-    scores = compute_lsi(
-        features,
-        samples.labels,
-        n_classes=samples.n_classes,
-        progress=scaled(progress, _EXTRACT_END, 1.0),
-        **settings.engine_options(str(device)),
-    )
-    table = build_sample_table(samples, scores)
-    table.attrs["pipeline_settings"] = asdict(settings)
-    cache.save(key, table)
+    key = _result_key(settings, features_key)
+    with lock(root, key):
+        if results.has(key):
+            table = results.load(key)
+            return PipelineResult(samples, table, key, from_cache=True, features_from_cache=features_from_cache)
+        progress(_EXTRACT_END, "Fitting the probe posterior and computing LSI")
+        probes = ProbeCache(root)
+        probe_key = _probe_key(settings, features_key)
+        initial_weights = probes.load(probe_key)[0] if probes.has(probe_key) else None
+        scores, weights = compute_lsi(
+            features,
+            samples.labels,
+            n_classes=samples.n_classes,
+            initial_weights=initial_weights,
+            progress=scaled(progress, _EXTRACT_END, 1.0),
+            return_weights=True,
+            **settings.engine_options(str(device)),
+        )
+        probes.save(probe_key, weights, {"description": f"{settings.dataset} | {model_source} | probe weights"})
+        table = build_sample_table(samples, scores)
+        table.attrs["pipeline_settings"] = _settings_record(settings, model_source)
+        table.attrs["dataset_fingerprint"] = samples.fingerprint
+        table.attrs["skipped"] = [[entry.item, entry.reason] for entry in samples.skipped]
+        results.save(key, table, description={"description": _describe(settings)})
     progress(1.0, "Done")
-    return PipelineResult(samples=samples, table=table, key=key, from_cache=False)
+    return PipelineResult(samples, table, key, from_cache=False, features_from_cache=features_from_cache)
+
+
+def _settings_record(settings: PipelineSettings, model_source: str) -> dict:
+    record = asdict(settings)
+    record["model_resolved"] = model_source
+    return record
+
+
+def _describe(settings: PipelineSettings) -> str:
+    prior = settings.prior_precision
+    return f"{settings.dataset} | {settings.model} | {settings.hessian}, prior {prior}, {settings.method}"
+
+
+def _load_result(results: ResultCache, settings, samples: SampleSet, features_key: str) -> PipelineResult | None:
+    key = _result_key(settings, features_key)
+    if not results.has(key):
+        return None
+    table = results.load(key)
+    # Rows are matched by sample id, which is unique within a set, so the
+    # scored subset is rebuilt without storing positions.
+    positions = pd.Index(samples.sample_ids).get_indexer(table["sample_id"].astype(str))
+    if (positions < 0).any():
+        logger.warning("cached table %s names samples missing from %s; recomputing", key, settings.dataset)
+        return None
+    skipped = [SkippedItem(item, reason) for item, reason in table.attrs.get("skipped", [])]
+    scored = replace(samples, skipped=()).subset(positions, skipped)
+    if "label" in table and not samples.labelled:
+        names = tuple(table.attrs.get("label_mapping", {}).values())
+        scored = scored.with_labels(table["label"].to_numpy(), names, pseudo=True)
+    return PipelineResult(scored, table, key, from_cache=True)
+
+
+def load_cached(settings: PipelineSettings, workspace: Path | str | None = None) -> PipelineResult | None:
+    """Return the cached result for ``settings``, or None when it has not been computed.
+
+    Opens the dataset (to fingerprint it) but extracts nothing and fits nothing.
+    """
+    settings.validate()
+    samples = open_dataset(settings.dataset, labels=settings.labels)
+    extractor = open_model(
+        resolve_model_source(settings.model, samples.kind),
+        samples.kind,
+        feature_layer=settings.feature_layer,
+        image_size=settings.image_size,
+        cnn_config=settings.cnn,
+    )
+    return _load_result(ResultCache(workspace_dir(workspace)), settings, samples, _features_key(samples, extractor.fingerprint()))
 
 
 def score_arrays(
@@ -161,7 +361,7 @@ def score_arrays(
     *,
     progress: ProgressCallback = ignore_progress,
 ) -> pd.DataFrame:
-    """Score precomputed features; labels may be strings or any integers.
+    """Score precomputed features in memory; labels may be strings or any integers.
 
     Returns
     -------
@@ -189,13 +389,3 @@ def score_arrays(
     table.attrs["label_mapping"] = {str(code): name for code, name in enumerate(class_names)}
     table.attrs["standardized"] = bool(settings.standardize)
     return table
-
-
-def load_cached(settings: PipelineSettings, cache: ResultCache | None = None) -> PipelineResult | None:
-    """Return the cached result for ``settings``, or None when it has not been computed."""
-    cache = cache if cache is not None else ResultCache()
-    samples = load_dataset(settings.dataset)
-    key = result_key(settings, samples)
-    if not cache.has(key):
-        return None
-    return PipelineResult(samples=samples, table=cache.load(key), key=key, from_cache=True)

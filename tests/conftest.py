@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from lsi_app.pipeline import PipelineResult, run_pipeline
-from lsi_app.store import ResultCache
 from lsi_app.store.cache import HOME_VARIABLE
 
 
@@ -17,7 +16,7 @@ def shared_workspace(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits_result(shared_workspace) -> PipelineResult:
-    return run_pipeline(cache=ResultCache(shared_workspace))
+    return run_pipeline(workspace=shared_workspace)
 
 
 @pytest.fixture

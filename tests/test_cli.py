@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from lsi_app import cli
 
@@ -25,10 +26,11 @@ def test_compute_writes_parquet(digits_workspace, tmp_path, caplog):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["compute", "--dataset", "mnist", "--out", "x.parquet"], "unknown dataset source 'mnist'; available: digits"),
-        (["compute", "--model", "vit", "--out", "x.parquet"], "unknown model source 'vit'"),
+        (["compute", "--dataset", "mnist", "--out", "x.parquet"], "dataset source 'mnist' not found"),
+        (["compute", "--model", "vit", "--out", "x.parquet"], "'vit'"),
         (["compute", "--prior-precision", "-1", "--out", "x.parquet"], "prior precision must be a finite number > 0 or 'auto'"),
-        (["run", "--dataset", "mnist"], "unknown dataset source 'mnist'"),
+        (["run", "--dataset", "mnist"], "dataset source 'mnist' not found"),
+        (["compute", "--dataset", "torchvision:cifar10", "--out", "x.parquet"], "torchvision:NAME:ROOT"),
         (["run", "--port", "70000"], "--port must be between 1 and 65535"),
     ],
 )
@@ -42,12 +44,13 @@ def test_bad_options_exit_2_with_message(empty_workspace, capsys, arguments, mes
 @pytest.mark.parametrize(
     "command, options",
     [
-        ("run", ["--port", "--address", "--dataset", "--model"]),
+        ("run", ["--port", "--address", "--dataset", "--model", "--labels", "--clusters", "--workspace"]),
         (
             "compute",
             [
-                "--dataset", "--model", "--features", "--labels", "--hessian", "--prior-precision", "--method",
-                "--device", "--self-check", "--refine-top", "--no-standardize", "--out",
+                "--dataset", "--model", "--features", "--labels", "--clusters", "--feature-layer", "--image-size",
+                "--batch-size", "--hessian", "--prior-precision", "--method", "--device", "--self-check",
+                "--refine-top", "--no-standardize", "--out", "--workspace",
             ],
         ),
     ],
@@ -84,7 +87,8 @@ def test_compute_from_feature_files(tmp_path, empty_workspace):
 
     assert status == 0
     table = pd.read_parquet(out)
-    assert table["sample_id"].tolist() == list(range(60))
+    assert table["sample_id"].is_unique
+    assert len(table) == 60
     assert table["class_name"].tolist() == labels.tolist()
     assert table.attrs["label_mapping"] == {"0": "ant", "1": "bee", "2": "cow"}
     settings = table.attrs["lsi_settings"]
@@ -107,33 +111,109 @@ def test_compute_labels_inside_npz(tmp_path, empty_workspace):
     assert table.attrs["label_mapping"] == {"0": "1", "1": "6"}
 
 
-def test_compute_feature_errors_name_rows(tmp_path, empty_workspace, capsys):
+def test_compute_skips_nan_rows_and_lists_them(tmp_path, empty_workspace, caplog):
     features = np.ones((10, 2))
     features[[2, 7], 1] = np.nan
     features += np.arange(10)[:, None]
     np.save(tmp_path / "features.npy", features)
     np.save(tmp_path / "labels.npy", np.arange(10) % 2)
+    out = tmp_path / "o.parquet"
 
-    status = cli.main(
-        ["compute", "--features", str(tmp_path / "features.npy"), "--labels", str(tmp_path / "labels.npy"), "--out", str(tmp_path / "o.parquet")]
-    )
+    with caplog.at_level("INFO"):
+        status = cli.main(
+            ["compute", "--features", str(tmp_path / "features.npy"), "--labels", str(tmp_path / "labels.npy"), "--out", str(out)]
+        )
 
-    assert status == 2
-    assert "NaN or inf in rows 2, 7" in capsys.readouterr().err
-    assert not (tmp_path / "o.parquet").exists()
+    assert status == 0
+    assert len(pd.read_parquet(out)) == 8
+    skipped = pd.read_csv(tmp_path / "o.skipped.csv")
+    assert len(skipped) == 2
+    assert skipped["reason"].str.contains("non-finite").all()
+    assert "skipped 2 items" in caplog.text
 
 
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--features", "f.npy"], "--labels is missing"),
-        (["--labels", "l.npy"], "--labels needs --features"),
-        (["--features", "absent.npy", "--labels", "l.npy"], "features file absent.npy not found"),
+        (["--features", "f.npy", "--dataset", "digits", "--model", "cnn"], "--features replaces --dataset and --model"),
+        (["--labels", "l.npy"], "--labels applies to embeddings sources only"),
+        (["--features", "absent.npy", "--labels", "l.npy"], "'absent.npy' not found"),
     ],
 )
 def test_compute_feature_option_errors(empty_workspace, capsys, arguments, message):
     assert cli.main(["compute", *arguments, "--out", "x.parquet"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_compute_unlabelled_features_need_clusters(tmp_path, empty_workspace, capsys):
+    np.save(tmp_path / "f.npy", np.random.default_rng(0).normal(size=(20, 3)))
+
+    assert cli.main(["compute", "--features", str(tmp_path / "f.npy"), "--out", str(tmp_path / "o.parquet")]) == 2
+    assert "pass --clusters K" in capsys.readouterr().err
+    assert cli.main(["compute", "--features", str(tmp_path / "f.npy"), "--clusters", "2", "--out", str(tmp_path / "o.parquet")]) == 0
+
+
+def _write_image_folder(root):
+    rng = np.random.default_rng(3)
+    for name, colour in {"chat": (220, 120, 40), "chien": (40, 120, 220)}.items():
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 30, size=(10, 10, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    (root / "chat" / "broken.png").write_bytes(b"")
+    return root
+
+
+def test_compute_image_folder_writes_scores_and_skipped(tmp_path, caplog):
+    root = _write_image_folder(tmp_path / "photos")
+    out = tmp_path / "out" / "scores.parquet"
+    workspace = tmp_path / "ws"
+
+    with caplog.at_level("INFO"):
+        status = cli.main(["compute", "--dataset", str(root), "--workspace", str(workspace), "--out", str(out)])
+
+    assert status == 0
+    table = pd.read_parquet(out)
+    assert len(table) == 20
+    assert {"sample_id", "path", "label", "class_name", "lsi", "mislabel_score"} <= set(table.columns)
+    assert table.attrs["label_mapping"] == {"0": "chat", "1": "chien"}
+    skipped = pd.read_csv(tmp_path / "out" / "scores.skipped.csv")
+    assert skipped["item"].str.endswith("broken.png").tolist() == [True]
+    assert "0 bytes" in skipped["reason"].iloc[0]
+    assert (workspace / "features").is_dir()
+
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert cli.main(["compute", "--dataset", str(root), "--workspace", str(workspace), "--out", str(out)]) == 0
+    assert "(from cache)" in caplog.text
+
+
+def test_cache_list_prune_clear(tmp_path, capsys):
+    root = _write_image_folder(tmp_path / "photos")
+    workspace = tmp_path / "ws"
+    (workspace).mkdir()
+    (workspace / "curation.sqlite").write_bytes(b"flags")
+    assert cli.main(["compute", "--dataset", str(root), "--workspace", str(workspace), "--out", str(tmp_path / "s.parquet")]) == 0
+    capsys.readouterr()
+
+    assert cli.main(["cache", "list", "--workspace", str(workspace)]) == 0
+    listing = capsys.readouterr().out
+    assert "features" in listing and "results" in listing
+
+    assert cli.main(["cache", "prune", "--max-size", "0B", "--workspace", str(workspace)]) == 0
+    assert "deleted" in capsys.readouterr().out
+    assert cli.main(["cache", "list", "--workspace", str(workspace)]) == 0
+    assert "no cache entries" in capsys.readouterr().out
+    assert (workspace / "curation.sqlite").read_bytes() == b"flags"
+
+    assert cli.main(["cache", "clear", "--workspace", str(workspace)]) == 0
+    assert "deleted 0 entries" in capsys.readouterr().out
+
+
+def test_cache_prune_rejects_bad_size(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["cache", "prune", "--max-size", "lots"])
+    assert "lots" in capsys.readouterr().err
 
 
 def test_prior_precision_option_rejects_text(capsys):

@@ -8,11 +8,12 @@ from lsi_app.data import SampleSet
 
 
 def build_sample_table(samples: SampleSet, scores: pd.DataFrame) -> pd.DataFrame:
-    """Join engine scores with sample ids, labels and class names.
+    """Join engine scores with sample ids, paths, labels and class names.
 
     Parameters
     ----------
     samples : SampleSet
+        Labelled samples (given labels or pseudo-labels).
     scores : DataFrame
         Output of :func:`lsi_app.engine.compute_lsi`, one row per sample in
         the order of ``samples``.
@@ -20,22 +21,29 @@ def build_sample_table(samples: SampleSet, scores: pd.DataFrame) -> pd.DataFrame
     Returns
     -------
     DataFrame with columns ``index`` (position in ``samples``), ``sample_id``,
-    ``label``, ``class_name``, ``predicted_name`` and every score column.
+    ``path`` (file-backed sources only), ``label``, ``class_name``, the
+    source's extra columns (such as ``split``), every score column and
+    ``predicted_name``. ``attrs["label_mapping"]`` maps each class code, as
+    text, to its class name, and ``attrs["pseudo_labels"]`` is True when
+    the labels are k-means clusters of unlabelled data.
     """
     if len(scores) != len(samples):
         raise ValueError(f"scores have {len(scores)} rows but the dataset has {len(samples)} samples")
-    names = pd.Series(samples.class_names)
-    table = pd.DataFrame(
-        {
-            "index": range(len(samples)),
-            "sample_id": samples.sample_ids,
-            "label": samples.labels,
-            "class_name": names.iloc[samples.labels].to_numpy(),
-        }
-    )
+    if samples.labels is None:
+        raise ValueError(f"dataset {samples.name!r} has no labels; assign labels or pseudo-labels before scoring")
+    names = pd.Series(samples.class_names, dtype=object)
+    columns = {"index": range(len(samples)), "sample_id": samples.sample_ids}
+    if samples.paths is not None:
+        columns["path"] = samples.paths
+    columns["label"] = samples.labels
+    columns["class_name"] = names.iloc[samples.labels].to_numpy()
+    columns.update(samples.columns)
+    table = pd.DataFrame(columns)
     table = pd.concat([table, scores.reset_index(drop=True)], axis=1)
     table["predicted_name"] = names.iloc[table["predicted"].to_numpy()].to_numpy()
     table.attrs = dict(scores.attrs)
+    table.attrs["label_mapping"] = {str(code): name for code, name in enumerate(samples.class_names)}
+    table.attrs["pseudo_labels"] = bool(samples.pseudo_labels)
     return table
 
 

@@ -45,7 +45,8 @@ def _load(path: Path, keys: tuple[str, ...], role: str, from_table) -> np.ndarra
 
 
 def _features_from_table(table: pd.DataFrame, path: Path) -> np.ndarray:
-    numeric = table.select_dtypes("number").drop(columns=[c for c in LABEL_KEYS if c in table.columns])
+    numeric = table.select_dtypes("number")
+    numeric = numeric.drop(columns=[c for c in LABEL_KEYS if c in numeric.columns])
     if numeric.shape[1] == 0:
         raise ValueError(f"features file {path} has no numeric columns")
     return numeric.to_numpy()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
-from lsi_app.data.samples import SampleSet
+from lsi_app.data.samples import ArrayImages, SampleSet, fingerprint_of
 
 #: Pixel values in ``load_digits`` are ink counts from 0 to 16.
 _MAX_INK = 16.0
@@ -22,5 +22,10 @@ def load_digits_samples() -> SampleSet:
     sample_ids = np.array([f"digits-{i:04d}" for i in range(len(labels))])
     class_names = tuple(str(name) for name in bunch.target_names)
     return SampleSet(
-        name="digits", sample_ids=sample_ids, images=images, labels=labels, class_names=class_names
+        name="digits",
+        sample_ids=sample_ids,
+        labels=labels,
+        class_names=class_names,
+        reader=ArrayImages(images),
+        fingerprint=fingerprint_of("digits", images, labels, class_names),
     )

@@ -162,7 +162,8 @@ def compute_lsi(
     self_check: int = 0,
     refine_top: int = 0,
     progress: ProgressCallback = ignore_progress,
-) -> pd.DataFrame:
+    return_weights: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
     """Score every sample with Laplace Sample Information under a linear probe.
 
     Fits the MAP of a softmax probe on ``features`` (summed cross-entropy plus
@@ -202,6 +203,9 @@ def compute_lsi(
         Replace the fast values of this many highest-LSI samples by exact ones.
     progress : callable, optional
         Receives the completed fraction and a step message.
+    return_weights : bool, default=False
+        Also return the probe's MAP weights, for example to warm-start a
+        later fit on the same features.
 
     Returns
     -------
@@ -219,6 +223,9 @@ def compute_lsi(
     ``DataFrame.attrs["lsi_settings"]`` records the settings, the fit's
     convergence, the timings and, when requested, the prior search and the
     self-check.
+
+    With ``return_weights``, a tuple ``(table, weights)`` where ``weights``
+    is an ndarray of shape (n_classes, n_features[+1]), the bias last.
     """
     features, labels = validate_inputs(features, labels, prior_precision)
     structure = _parse_option(Hessian, hessian, "hessian")
@@ -326,6 +333,8 @@ def compute_lsi(
         }
     )
     table.attrs["lsi_settings"] = settings
+    if return_weights:
+        return table, posterior.mean.double().cpu().numpy()
     return table
 
 

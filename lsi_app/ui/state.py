@@ -7,7 +7,16 @@ import os
 
 import streamlit as st
 
-from lsi_app.pipeline import DATASET_VARIABLE, MODEL_VARIABLE, PipelineResult, PipelineSettings, load_cached, run_pipeline
+from lsi_app.pipeline import (
+    CLUSTERS_VARIABLE,
+    DATASET_VARIABLE,
+    LABELS_VARIABLE,
+    MODEL_VARIABLE,
+    PipelineResult,
+    PipelineSettings,
+    load_cached,
+    run_pipeline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +30,12 @@ class ResultNotComputed(LookupError):
 
 def current_settings() -> PipelineSettings:
     """Return the settings chosen on the command line (``lsi-app run``), else the defaults."""
+    clusters = os.environ.get(CLUSTERS_VARIABLE, "0")
     return PipelineSettings(
         dataset=os.environ.get(DATASET_VARIABLE, "digits"),
-        model=os.environ.get(MODEL_VARIABLE, "cnn"),
+        model=os.environ.get(MODEL_VARIABLE, "auto"),
+        labels=os.environ.get(LABELS_VARIABLE) or None,
+        clusters=int(clusters) if clusters.isdigit() else 0,
     )
 
 

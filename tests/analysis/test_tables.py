@@ -1,9 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from lsi_app.analysis import build_sample_table, highest_and_lowest
-from lsi_app.data import SampleSet
+from lsi_app.data import ArrayImages, SampleSet
 
 
 @pytest.fixture
@@ -11,9 +13,12 @@ def samples():
     return SampleSet(
         name="toy",
         sample_ids=np.array(["s0", "s1", "s2", "s3"]),
-        images=np.zeros((4, 2, 2), dtype=np.float32),
         labels=np.array([0, 1, 1, 0]),
         class_names=("cat", "dog"),
+        reader=ArrayImages(np.zeros((4, 2, 2), dtype=np.float32)),
+        fingerprint="toy",
+        paths=np.array(["/d/s0.png", "/d/s1.png", "/d/s2.png", "/d/s3.png"]),
+        columns={"split": np.array(["train", "train", "val", "val"])},
     )
 
 
@@ -27,7 +32,18 @@ def test_build_sample_table_joins_names(samples):
     assert table["class_name"].tolist() == ["cat", "dog", "dog", "cat"]
     assert table["predicted_name"].tolist() == ["cat", "cat", "dog", "cat"]
     assert table["index"].tolist() == [0, 1, 2, 3]
+    assert table["path"].tolist()[0] == "/d/s0.png"
+    assert table["split"].tolist() == ["train", "train", "val", "val"]
     assert table.attrs["lsi_settings"] == {"method": "fast"}
+    assert table.attrs["label_mapping"] == {"0": "cat", "1": "dog"}
+    assert table.attrs["pseudo_labels"] is False
+
+
+def test_build_sample_table_rejects_unlabelled(samples):
+    unlabelled = replace(samples, labels=None, class_names=())
+
+    with pytest.raises(ValueError, match="has no labels"):
+        build_sample_table(unlabelled, pd.DataFrame({"lsi": [1, 2, 3, 4], "predicted": [0, 0, 0, 0]}))
 
 
 def test_build_sample_table_rejects_length_mismatch(samples):

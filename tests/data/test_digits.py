@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lsi_app.data import load_dataset, load_digits_samples
+from lsi_app.data import open_dataset, load_digits_samples
 
 
 def test_digits_shapes_and_ranges():
@@ -25,6 +25,16 @@ def test_digits_ids_unique_and_fingerprint_stable():
     assert first.fingerprint == second.fingerprint
 
 
-def test_load_dataset_unknown_source_names_choices():
-    with pytest.raises(ValueError, match=r"unknown dataset source 'cifar'; available: digits"):
-        load_dataset("cifar")
+def test_open_dataset_unknown_source_names_choices():
+    with pytest.raises(ValueError, match=r"dataset source 'cifar' not found: no such file or folder; built-in datasets: digits"):
+        open_dataset("cifar")
+
+
+def test_digits_thumbnail_is_sharp_rgb():
+    samples = load_digits_samples()
+
+    thumbnail = samples.reader.thumbnail(0)
+
+    assert thumbnail.shape == (64, 64, 3)
+    assert thumbnail.dtype == np.uint8
+    np.testing.assert_array_equal(thumbnail[:8, :8, 0], np.full((8, 8), thumbnail[0, 0, 0]))

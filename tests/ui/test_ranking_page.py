@@ -60,7 +60,7 @@ def test_ranking_page_unknown_dataset_shows_error(empty_workspace, monkeypatch):
 
     assert not app.exception
     assert len(app.error) == 1
-    assert "unknown dataset source 'imagenet'" in app.error[0].value
+    assert "dataset source 'imagenet' not found" in app.error[0].value
     assert len(_images(app)) == 0
     assert ResultCache(empty_workspace).directory.exists() is False
 
@@ -71,7 +71,7 @@ def test_ranking_page_unexpected_failure_shows_message(empty_workspace, monkeypa
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("lsi_app.pipeline.train_cnn", broken)
+    monkeypatch.setattr("lsi_app.models.cnn.train_cnn", broken)
 
     app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
 

@@ -4,7 +4,8 @@ import logging
 
 import streamlit as st
 
-from lsi_app.analysis import highest_and_lowest, thumbnail
+from lsi_app.analysis import highest_and_lowest
+from lsi_app.data import ItemError, ItemKind
 from lsi_app.ui.state import current_settings, scored_result
 
 logger = logging.getLogger(__name__)
@@ -12,6 +13,8 @@ logger = logging.getLogger(__name__)
 #: Samples shown in each grid, and thumbnails per grid row.
 GRID_SIZE = 48
 GRID_COLUMNS = 8
+#: Text and vector previews need wider cells than thumbnails.
+TEXT_COLUMNS = 3
 
 
 def _caption(row) -> str:
@@ -24,16 +27,26 @@ def _caption(row) -> str:
     return f"{verdict} · LSI {value}"
 
 
-def _show_grid(rows, images) -> None:
-    for start in range(0, len(rows), GRID_COLUMNS):
-        columns = st.columns(GRID_COLUMNS)
-        for column, (_, row) in zip(columns, rows.iloc[start : start + GRID_COLUMNS].iterrows()):
-            column.image(
-                thumbnail(images[int(row["index"])]),
-                caption=_caption(row),
-                width="stretch",
-                alt=str(row["sample_id"]),
-            )
+def _show_grid(rows, samples) -> None:
+    columns_per_row = GRID_COLUMNS if samples.kind is ItemKind.IMAGE else TEXT_COLUMNS
+    for start in range(0, len(rows), columns_per_row):
+        columns = st.columns(columns_per_row)
+        for column, (_, row) in zip(columns, rows.iloc[start : start + columns_per_row].iterrows()):
+            _show_item(column, samples, row)
+
+
+def _show_item(column, samples, row) -> None:
+    try:
+        preview = samples.reader.thumbnail(int(row["index"]))
+    except ItemError as error:
+        column.warning(f"{row['sample_id']}: {error}")
+        return
+    if samples.kind is ItemKind.IMAGE:
+        column.image(preview, caption=_caption(row), width="stretch", alt=str(row["sample_id"]))
+        return
+    box = column.container(border=True)
+    box.text(preview)
+    box.caption(_caption(row))
 
 
 settings = current_settings()
@@ -62,7 +75,14 @@ with st.sidebar:
     st.subheader("Run")
     st.write(f"Dataset: **{settings.dataset}** ({len(table)} samples, {result.samples.n_classes} classes)")
     st.write(f"Model: **{settings.model}**, posterior: **{settings.hessian}**")
-    st.write(f"Prior precision: **{settings.prior_precision:g}**")
+    st.write(f"Prior precision: **{settings.prior_precision}**")
+    if result.samples.pseudo_labels:
+        st.info(f"Unlabelled data: labels are {result.samples.n_classes} k-means clusters of the features.")
+
+skipped = result.skipped
+if len(skipped):
+    with st.expander(f"{len(skipped)} items skipped while opening the dataset"):
+        st.dataframe(skipped, hide_index=True, width="stretch")
 
 metrics = st.columns(4)
 metrics[0].metric("Samples", f"{len(table):,}")
@@ -71,8 +91,7 @@ metrics[2].metric("Mean LSI (nats)", f"{table['lsi'].mean():.3g}")
 metrics[3].metric("Median LSI (nats)", f"{table['lsi'].median():.3g}")
 
 highest, lowest = highest_and_lowest(table, GRID_SIZE)
-images = result.samples.images
 st.subheader(f"Highest LSI: the {GRID_SIZE} most informative samples")
-_show_grid(highest, images)
+_show_grid(highest, result.samples)
 st.subheader(f"Lowest LSI: the {GRID_SIZE} most redundant samples")
-_show_grid(lowest, images)
+_show_grid(lowest, result.samples)
