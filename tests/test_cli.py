@@ -198,7 +198,8 @@ def test_cache_list_prune_clear(tmp_path, capsys):
 
     assert cli.main(["cache", "list", "--workspace", str(workspace)]) == 0
     listing = capsys.readouterr().out
-    assert "features" in listing and "results" in listing
+    assert "features" in listing
+    assert "results" in listing
 
     assert cli.main(["cache", "prune", "--max-size", "0B", "--workspace", str(workspace)]) == 0
     assert "deleted" in capsys.readouterr().out
@@ -238,3 +239,20 @@ def test_run_rejects_busy_port(empty_workspace, capsys):
         assert cli.main(["run", "--port", str(port)]) == 2
 
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_two_concurrent_runs_extract_once(tmp_path):
+    root = _write_image_folder(tmp_path / "photos")
+    workspace = tmp_path / "ws"
+    command = [sys.executable, "-m", "lsi_app.cli", "compute", "--dataset", str(root), "--workspace", str(workspace)]
+    runs = [
+        subprocess.Popen([*command, "--out", str(tmp_path / f"run{i}.parquet")], stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    logs = [run.communicate(timeout=300)[1] for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0], logs
+    assert sum("extracting features of" in log for log in logs) == 1
+    first, second = (pd.read_parquet(tmp_path / f"run{i}.parquet") for i in range(2))
+    pd.testing.assert_frame_equal(first, second)
+    assert len(list((workspace / "features").glob("*.json"))) == 1

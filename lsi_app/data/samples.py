@@ -1,6 +1,6 @@
 """The sample-set interface shared by every dataset source.
 
-A :class:`SampleSet` holds what every later step needs about a dataset
+A :class:`SampleSet` contains what every later step needs about a dataset
 (ids, labels, class names, a fingerprint, the items skipped while opening
 it) and an item reader that loads one raw item on request. Readers keep
 only paths or compact arrays in memory, so a set of a million image files
@@ -25,7 +25,7 @@ TEXT_PREVIEW_CHARS = 160
 
 
 class ItemKind(str, Enum):
-    """What one raw item of a sample set is."""
+    """Kind of the raw items of a sample set."""
 
     IMAGE = "image"
     TEXT = "text"

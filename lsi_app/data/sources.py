@@ -41,7 +41,7 @@ _TORCHVISION_SPLITS = {"-train": True, "-test": False}
 
 
 class SourceKind(str, Enum):
-    """How a dataset source is opened."""
+    """Kind of a dataset source, which selects the function that opens it."""
 
     BUILTIN = "builtin"
     FOLDER = "folder"
@@ -118,7 +118,7 @@ def parse_dataset_source(source: str) -> DatasetSource:
             if name.lower().endswith(suffix):
                 name, train = name[: -len(suffix)], is_train
         if not Path(root).is_dir():
-            raise ValueError(f"torchvision root folder {root} not found; pass the folder that holds the dataset files")
+            raise ValueError(f"torchvision root folder {root} not found; pass the folder that contains the dataset files")
         return DatasetSource(SourceKind.TORCHVISION, root, dataset_name=name, train=train)
 
     explicit = {kind.value: kind for kind in (SourceKind.FOLDER, SourceKind.MANIFEST, SourceKind.TEXT, SourceKind.EMBEDDINGS)}

@@ -67,11 +67,11 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 @contextmanager
-def running_server(workspace: Path, log: Path) -> Iterator[str]:
-    """Start ``lsi-app run`` on a free loopback port; yield its URL and stop it afterwards."""
+def running_server(workspace: Path, log: Path, arguments: tuple[str, ...] = ()) -> Iterator[str]:
+    """Start ``lsi-app run [arguments]`` on a free loopback port; yield its URL and stop it afterwards."""
     port = free_port()
     executable = Path(sys.executable).with_name("lsi-app")
-    command = [str(executable), "run", "--port", str(port)]
+    command = [str(executable), "run", "--port", str(port), *arguments]
     env = dict(os.environ, LSI_APP_HOME=str(workspace))
     with log.open("w") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,6 +1,8 @@
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import lsi_app
@@ -80,3 +82,45 @@ def test_ranking_page_unexpected_failure_shows_message(empty_workspace, monkeypa
     assert "failed unexpectedly" in app.error[0].value
     assert "disk on fire" not in app.error[0].value
     assert "disk on fire" in caplog.text
+
+
+def _write_folder_with_dirt(root):
+    rng = np.random.default_rng(2)
+    for name, colour in {"red": (220, 40, 40), "blue": (40, 40, 220)}.items():
+        (root / name).mkdir(parents=True)
+        for i in range(8):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 30, size=(20, 20, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    (root / "red" / "zero.png").write_bytes(b"")
+    (root / "blue" / "<b>bold.jpg").write_text("not an image")
+    return root
+
+
+def test_ranking_page_image_folder_lists_skipped(empty_workspace, tmp_path, monkeypatch):
+    root = _write_folder_with_dirt(tmp_path / "photos")
+    monkeypatch.setenv(DATASET_VARIABLE, str(root))
+
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+    assert not app.exception
+    assert not app.error
+    assert len(_images(app)) == 32  # 16 images, each in both grids
+    assert app.expander[0].label == "2 items skipped while opening the dataset"
+    skipped = app.dataframe[0].value
+    assert sorted(skipped["item"].map(lambda item: Path(item).name)) == ["<b>bold.jpg", "zero.png"]
+    assert skipped["reason"].str.len().gt(0).all()
+
+
+def test_ranking_page_text_dataset_shows_text(empty_workspace, tmp_path, monkeypatch):
+    rows = ["text,label"] + [f"apples and pears {i},fruit" for i in range(6)] + [f"trains and buses {i},transport" for i in range(6)]
+    path = tmp_path / "texts.csv"
+    path.write_text("\n".join(rows), encoding="utf-8")
+    monkeypatch.setenv(DATASET_VARIABLE, str(path))
+
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+    assert not app.exception
+    assert not app.error
+    assert len(_images(app)) == 0
+    shown = [element.value for element in app.text]
+    assert sum(text.startswith(("apples", "trains")) for text in shown) == 24

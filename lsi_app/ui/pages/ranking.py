@@ -74,14 +74,16 @@ table = result.table
 with st.sidebar:
     st.subheader("Run")
     st.write(f"Dataset: **{settings.dataset}** ({len(table)} samples, {result.samples.n_classes} classes)")
-    st.write(f"Model: **{settings.model}**, posterior: **{settings.hessian}**")
+    model = table.attrs.get("pipeline_settings", {}).get("model_resolved", settings.model)
+    st.write(f"Model: **{model}**, posterior: **{settings.hessian}**")
     st.write(f"Prior precision: **{settings.prior_precision}**")
     if result.samples.pseudo_labels:
         st.info(f"Unlabelled data: labels are {result.samples.n_classes} k-means clusters of the features.")
 
 skipped = result.skipped
 if len(skipped):
-    with st.expander(f"{len(skipped)} items skipped while opening the dataset"):
+    noun = "item" if len(skipped) == 1 else "items"
+    with st.expander(f"{len(skipped)} {noun} skipped while opening the dataset"):
         st.dataframe(skipped, hide_index=True, width="stretch")
 
 metrics = st.columns(4)
@@ -90,8 +92,9 @@ metrics[1].metric("Probe accuracy", f"{(table['predicted'] == table['label']).me
 metrics[2].metric("Mean LSI (nats)", f"{table['lsi'].mean():.3g}")
 metrics[3].metric("Median LSI (nats)", f"{table['lsi'].median():.3g}")
 
-highest, lowest = highest_and_lowest(table, GRID_SIZE)
-st.subheader(f"Highest LSI: the {GRID_SIZE} most informative samples")
+shown = min(GRID_SIZE, len(table))
+highest, lowest = highest_and_lowest(table, shown)
+st.subheader(f"Highest LSI: the {shown} most informative samples")
 _show_grid(highest, result.samples)
-st.subheader(f"Lowest LSI: the {GRID_SIZE} most redundant samples")
+st.subheader(f"Lowest LSI: the {shown} most redundant samples")
 _show_grid(lowest, result.samples)
