@@ -24,6 +24,7 @@ import pandas as pd
 
 from lsi_app import __version__
 from lsi_app.analysis import build_sample_table, kmeans_pseudo_labels
+from lsi_app.analysis.embedding import umap_embedding
 from lsi_app.data import SampleSet, SkippedItem, encode_labels, open_dataset, parse_dataset_source
 from lsi_app.engine import compute_lsi, resolve_device, validate_inputs
 from lsi_app.models import CNNConfig, check_model_source, open_model, resolve_model_source
@@ -38,8 +39,13 @@ MODEL_VARIABLE = "LSI_APP_MODEL"
 LABELS_VARIABLE = "LSI_APP_LABELS"
 CLUSTERS_VARIABLE = "LSI_APP_CLUSTERS"
 
-#: Share of the progress bar at the end of each step; extraction (or CNN training) dominates on CPU.
-_OPEN_END, _EXTRACT_END = 0.1, 0.8
+#: Share of the progress bar at the end of opening, extraction and scoring; the rest is the UMAP map.
+#: Extraction (or CNN training) dominates on CPU.
+_CLI_STEPS = (0.1, 0.8, 1.0)
+_DASHBOARD_STEPS = (0.1, 0.7, 0.85)
+
+#: Seed of the UMAP map, so that the map is the same on every run.
+UMAP_SEED = 0
 
 #: Bumped when the layout of cached features or tables changes, so old entries are not reused.
 CACHE_FORMAT = 2
@@ -117,6 +123,10 @@ class PipelineResult:
         True when the table was read from the cache.
     features_from_cache : bool
         True when no feature extraction ran.
+    features : ndarray of shape (n_samples, n_features), or None
+        The scored (standardised) features, with ``dashboard=True`` only.
+    coords : ndarray of shape (n_samples, 2), or None
+        The UMAP map of ``features``, with ``dashboard=True`` only.
     """
 
     samples: SampleSet
@@ -124,6 +134,8 @@ class PipelineResult:
     key: str
     from_cache: bool
     features_from_cache: bool = True
+    features: np.ndarray | None = None
+    coords: np.ndarray | None = None
 
     @property
     def skipped(self) -> pd.DataFrame:
@@ -229,6 +241,7 @@ def run_pipeline(
     *,
     progress: ProgressCallback = ignore_progress,
     workspace: Path | str | None = None,
+    dashboard: bool = False,
 ) -> PipelineResult:
     """Open the dataset, extract features, score with LSI and tabulate, reusing cached steps.
 
@@ -239,6 +252,9 @@ def run_pipeline(
         Receives the completed fraction of the whole run and a step message.
     workspace : path, optional
         Cache folder; defaults to :func:`lsi_app.store.workspace_dir`.
+    dashboard : bool, default=False
+        Also return the scored features and a 2-D UMAP map of them (cached),
+        which the dashboard needs for its map and nearest neighbours.
 
     Raises
     ------
@@ -247,8 +263,9 @@ def run_pipeline(
     """
     settings.validate()
     root = workspace_dir(workspace)
+    steps = _DASHBOARD_STEPS if dashboard else _CLI_STEPS
     progress(0.0, f"Opening dataset {settings.dataset}")
-    samples = open_dataset(settings.dataset, labels=settings.labels, progress=scaled(progress, 0.0, _OPEN_END))
+    samples = open_dataset(settings.dataset, labels=settings.labels, progress=scaled(progress, 0.0, steps[0]))
     model_source = resolve_model_source(settings.model, samples.kind)
     extractor = open_model(
         model_source,
@@ -258,18 +275,25 @@ def run_pipeline(
         cnn_config=settings.cnn,
     )
     features_key = _features_key(samples, extractor.fingerprint())
+    features_cache = FeatureCache(root)
 
     results = ResultCache(root)
     cached = _load_result(results, settings, samples, features_key)
-    if cached is not None:
-        progress(1.0, "Loaded cached scores")
+    if cached is not None and (not dashboard or features_cache.has(features_key)):
         logger.info("cache hit for %s (%s)", settings.dataset, cached.key)
+        if dashboard:
+            features, kept, _ = features_cache.load(features_key)
+            opened_positions = pd.Index(samples.sample_ids).get_indexer(cached.table["sample_id"].astype(str))
+            features = np.asarray(features[np.searchsorted(kept, opened_positions)])
+            cached.features = standardize(features) if settings.standardize else features
+            cached.coords = _embedding(root, settings, features_key, cached.features, scaled(progress, steps[2], 1.0))
+        progress(1.0, "Loaded cached scores")
         return cached
 
     device = resolve_device(settings.device)
-    progress(_OPEN_END, "Extracting features")
+    progress(steps[0], "Extracting features")
     features, kept, skipped, features_from_cache = _extract(
-        settings, samples, extractor, FeatureCache(root), features_key, device, scaled(progress, _OPEN_END, _EXTRACT_END)
+        settings, samples, extractor, features_cache, features_key, device, scaled(progress, steps[0], steps[1])
     )
     samples = samples.subset(kept, skipped)
     samples, features = _drop_non_finite(samples, features)
@@ -282,29 +306,62 @@ def run_pipeline(
     key = _result_key(settings, features_key)
     with lock(root, key):
         if results.has(key):
-            table = results.load(key)
-            return PipelineResult(samples, table, key, from_cache=True, features_from_cache=features_from_cache)
-        progress(_EXTRACT_END, "Fitting the probe posterior and computing LSI")
-        probes = ProbeCache(root)
-        probe_key = _probe_key(settings, features_key)
-        initial_weights = probes.load(probe_key)[0] if probes.has(probe_key) else None
-        scores, weights = compute_lsi(
-            features,
-            samples.labels,
-            n_classes=samples.n_classes,
-            initial_weights=initial_weights,
-            progress=scaled(progress, _EXTRACT_END, 1.0),
-            return_weights=True,
-            **settings.engine_options(str(device)),
-        )
-        probes.save(probe_key, weights, {"description": f"{settings.dataset} | {model_source} | probe weights"})
-        table = build_sample_table(samples, scores)
-        table.attrs["pipeline_settings"] = _settings_record(settings, model_source)
-        table.attrs["dataset_fingerprint"] = samples.fingerprint
-        table.attrs["skipped"] = [[entry.item, entry.reason] for entry in samples.skipped]
-        results.save(key, table, description={"description": _describe(settings)})
+            table, from_cache = results.load(key), True
+        else:
+            table, from_cache = _score(settings, samples, features, features_key, root, device, progress, steps), False
+            results.save(key, table, description={"description": _describe(settings)})
+    result = PipelineResult(samples, table, key, from_cache=from_cache, features_from_cache=features_from_cache)
+    if dashboard:
+        result.features = np.asarray(features)
+        result.coords = _embedding(root, settings, features_key, result.features, scaled(progress, steps[2], 1.0))
     progress(1.0, "Done")
-    return PipelineResult(samples, table, key, from_cache=False, features_from_cache=features_from_cache)
+    return result
+
+
+def _score(settings, samples, features, features_key, root, device, progress, steps) -> pd.DataFrame:
+    """Fit the probe posterior and compute LSI, warm-starting from cached probe weights."""
+    progress(steps[1], "Fitting the probe posterior and computing LSI")
+    probes = ProbeCache(root)
+    probe_key = _probe_key(settings, features_key)
+    initial_weights = probes.load(probe_key)[0] if probes.has(probe_key) else None
+    scores, weights = compute_lsi(
+        features,
+        samples.labels,
+        n_classes=samples.n_classes,
+        initial_weights=initial_weights,
+        progress=scaled(progress, steps[1], steps[2]),
+        return_weights=True,
+        **settings.engine_options(str(device)),
+    )
+    probes.save(probe_key, weights, {"description": f"{settings.dataset} | {settings.model} | probe weights"})
+    table = build_sample_table(samples, scores)
+    table.attrs["pipeline_settings"] = _settings_record(settings, resolve_model_source(settings.model, samples.kind))
+    table.attrs["dataset_fingerprint"] = samples.fingerprint
+    table.attrs["probe_key"] = probe_key
+    table.attrs["skipped"] = [[entry.item, entry.reason] for entry in samples.skipped]
+    return table
+
+
+def _embedding(root: Path, settings: PipelineSettings, features_key: str, features: np.ndarray, progress) -> np.ndarray:
+    """Return the cached 2-D UMAP map of ``features``, computing and storing it on a miss."""
+    key = cache_key(
+        {
+            "features": features_key,
+            "standardize": settings.standardize,
+            "n_samples": int(features.shape[0]),
+            "umap_seed": UMAP_SEED,
+            "format": CACHE_FORMAT,
+        }
+    )
+    cache = FeatureCache(root)
+    with lock(root, key):
+        if cache.has(key):
+            return np.asarray(cache.load(key)[0])
+        progress(0.0, "Computing the UMAP map")
+        coords = umap_embedding(features, seed=UMAP_SEED, progress=progress)
+        positions = np.arange(coords.shape[0], dtype=np.int64)
+        cache.save(key, coords, positions, {"description": f"{settings.dataset} | UMAP map of {coords.shape[0]} samples"})
+    return coords
 
 
 def _settings_record(settings: PipelineSettings, model_source: str) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from lsi_app.pipeline import PipelineResult, run_pipeline
@@ -31,3 +33,22 @@ def empty_workspace(tmp_path, monkeypatch):
     """Point ``LSI_APP_HOME`` at a new empty directory."""
     monkeypatch.setenv(HOME_VARIABLE, str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def dashboard_template(tmp_path_factory):
+    """A workspace with the dashboard's default digits result and map, computed once per session."""
+    from lsi_app.ui.state import default_settings
+
+    root = tmp_path_factory.mktemp("dashboard")
+    run_pipeline(default_settings(), workspace=root, dashboard=True)
+    return root
+
+
+@pytest.fixture
+def dashboard_workspace(dashboard_template, tmp_path, monkeypatch):
+    """A private copy of the dashboard workspace, so that curation state never leaks between tests."""
+    root = tmp_path / "dashboard"
+    shutil.copytree(dashboard_template, root)
+    monkeypatch.setenv(HOME_VARIABLE, str(root))
+    return root

@@ -1,4 +1,4 @@
-"""End-to-end: the real server in headless Chromium, as a user opens it."""
+"""End-to-end: the real server on an image folder with dirty files, in headless Chromium."""
 
 import numpy as np
 import pytest
@@ -8,42 +8,9 @@ from tests.ui.browser import CHROMIUM_ARGS, SCREENSHOT_DIR, chromium_path, runni
 
 pytestmark = pytest.mark.browser
 
-#: The first visit trains the CNN and scores the digits; seconds on a 2-core CPU.
+#: The first visit trains the CNN, scores the images and builds the map; seconds on a 2-core CPU.
 GRID_TIMEOUT_MS = 120_000
 IMAGE_SELECTOR = "[data-testid='stImage'] img"
-
-
-def test_dashboard_renders_digit_grid(tmp_path):
-    executable = chromium_path()
-    playwright = pytest.importorskip("playwright.sync_api")
-
-    with running_server(tmp_path / "workspace", tmp_path / "server.log") as url:
-        with playwright.sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1500})
-                page.goto(url)
-                page.wait_for_function(
-                    f"document.querySelectorAll(\"{IMAGE_SELECTOR}\").length >= 96", timeout=GRID_TIMEOUT_MS
-                )
-                page.wait_for_function(
-                    f"Array.from(document.querySelectorAll(\"{IMAGE_SELECTOR}\")).every(i => i.complete && i.naturalWidth > 0)",
-                    timeout=GRID_TIMEOUT_MS,
-                )
-                rendered = page.locator(IMAGE_SELECTOR)
-                alts = rendered.evaluate_all("images => images.map(i => i.alt)")
-                headings = page.get_by_role("heading").all_inner_texts()
-                SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-                screenshot = SCREENSHOT_DIR / "ranking.png"
-                page.screenshot(path=str(screenshot), full_page=True)
-            finally:
-                browser.close()
-
-    assert len(alts) >= 96
-    assert all(alt.startswith("digits-") for alt in alts)
-    assert any("Highest LSI" in heading for heading in headings)
-    assert any("Lowest LSI" in heading for heading in headings)
-    assert screenshot.stat().st_size > 10_000
 
 
 def _photo_folder(root):
@@ -70,7 +37,7 @@ def test_dashboard_image_folder_lists_skipped(tmp_path):
                 page = browser.new_page(viewport={"width": 1400, "height": 1200})
                 page.goto(url)
                 page.wait_for_function(
-                    f"document.querySelectorAll(\"{IMAGE_SELECTOR}\").length >= 24", timeout=GRID_TIMEOUT_MS
+                    f"document.querySelectorAll(\"{IMAGE_SELECTOR}\").length >= 16", timeout=GRID_TIMEOUT_MS
                 )
                 expander = page.get_by_text("1 item skipped while opening the dataset")
                 expander.click()
