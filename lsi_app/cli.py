@@ -33,6 +33,9 @@ DEFAULT_PORT = 8501
 DEFAULT_ADDRESS = "127.0.0.1"
 APP_FILE = Path(__file__).with_name("app.py")
 
+#: Largest upload the server accepts, in MB; the dashboard reads data from paths, not uploads.
+MAX_UPLOAD_MB = 50
+
 #: Progress messages repeated per sample or per grid point, kept out of the log.
 _QUIET_PROGRESS = ("Exact LSI: refit", "Choosing the prior", "Extracting features:", "Scanning")
 
@@ -270,6 +273,8 @@ def _run_server(args: argparse.Namespace) -> int:
         "none",
         "--client.toolbarMode",
         "viewer",
+        "--server.maxUploadSize",
+        str(MAX_UPLOAD_MB),
     ]
     env = dict(os.environ, **{DATASET_VARIABLE: args.dataset, MODEL_VARIABLE: args.model})
     env[CLUSTERS_VARIABLE] = str(args.clusters)

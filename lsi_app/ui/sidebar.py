@@ -9,6 +9,7 @@ import streamlit as st
 from lsi_app.engine import Device, Hessian
 from lsi_app.store import workspace_dir
 from lsi_app.ui.state import SETTINGS_KEY, current_settings
+from lsi_app.ui.widgets import escape_markdown
 
 DATASET_HELP = (
     "digits (built in), an image folder (one sub-folder per class), a manifest .csv/.parquet "
@@ -76,7 +77,7 @@ def render_sidebar() -> None:
             try:
                 chosen.validate()
             except ValueError as error:
-                st.error(str(error))
+                st.error(escape_markdown(str(error)))
             else:
                 st.session_state[SETTINGS_KEY] = chosen
         st.caption(f"Workspace: `{workspace_dir()}`")

@@ -27,6 +27,7 @@ from lsi_app.pipeline import (
     run_pipeline,
 )
 from lsi_app.store import CurationAction, CurationStore, ProbeCache, workspace_dir
+from lsi_app.ui.widgets import escape_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,14 @@ def require_result() -> PipelineResult:
     try:
         return _cached_result(settings, str(workspace_dir()))
     except ValueError as error:
-        st.error(f"Could not score dataset {settings.dataset!r}: {error}")
+        st.error(escape_markdown(f"Could not score dataset {settings.dataset!r}: {error}"))
     except Exception:  # noqa: BLE001 - the page shows a message, the log keeps the traceback
         logger.exception("scoring dataset %r failed", settings.dataset)
         st.error(
-            f"Scoring dataset {settings.dataset!r} failed unexpectedly. The server log has the details; "
-            "please report them."
+            escape_markdown(
+                f"Scoring dataset {settings.dataset!r} failed unexpectedly. The server log has the details; "
+                "please report them."
+            )
         )
     st.stop()
 

@@ -95,3 +95,23 @@ def test_gallery_map_selection_filters(dashboard_workspace):
 
     assert sorted(_shown_ids(app)) == ["digits-0003", "digits-0007"]
     assert any("2 samples selected on the map" in info.value for info in app.info)
+
+
+def test_gallery_detail_relabels_and_notes(dashboard_workspace):
+    app = open_page(GALLERY)
+    first = _shown_ids(app)[0]
+
+    app.button(key=f"detail-{first}").click().run()
+
+    assert not app.exception
+    assert any(f"id: {first}" == text.value for text in app.text)
+    assert any("Nearest neighbours" in header.value for header in app.subheader)
+    app.selectbox(key="detail-label").set_value("0").run()
+    app.button(key="detail-relabel").click().run()
+    app.text_area(key="detail-note-text").set_value("smudged corner").run()
+    app.button(key="detail-note").click().run()
+
+    state = _store(dashboard_workspace).state(load_digits_samples().fingerprint).set_index("sample_id")
+    given = _table(dashboard_workspace).set_index("sample_id").loc[first, "class_name"]
+    assert state.loc[first, "relabel"] == (None if given == "0" else "0")
+    assert state.loc[first, "note"] == "smudged corner"

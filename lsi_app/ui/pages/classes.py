@@ -7,6 +7,9 @@ import streamlit as st
 from lsi_app.analysis.classes import class_table, confusion_matrix, lsi_distributions
 from lsi_app.ui.state import curated_table, require_result
 
+#: Results whose class statistics stay in memory.
+MAX_CACHED_TABLES = 8
+
 SORT_CHOICES = {
     "mean LSI, highest first": ("mean_lsi", False),
     "mean LSI, lowest first": ("mean_lsi", True),
@@ -20,10 +23,20 @@ st.caption(
     "A class with high mean LSI has samples the posterior depends on: hard, diverse or noisy. "
     "Bars show the mean LSI with a 95% bootstrap interval."
 )
+
+
+@st.cache_data(max_entries=MAX_CACHED_TABLES, show_spinner="Bootstrapping class intervals")
+def _class_statistics(result_key: str, _table, class_names: tuple[str, ...]):
+    # The bootstrap costs seconds at 50,000 samples and depends on the scores only, so it
+    # is cached per result; flag counts change with every action and are added afterwards.
+    return class_table(_table, list(class_names))
+
+
 result = require_result()
 table = curated_table(result)
 class_names = list(result.samples.class_names)
-per_class = class_table(table, class_names)
+per_class = _class_statistics(result.key, result.table, tuple(class_names)).copy()
+per_class["flagged"] = table.groupby("label")["flagged"].sum().reindex(per_class.index, fill_value=0).to_numpy()
 
 order = st.selectbox("Sort classes by", list(SORT_CHOICES), key="classes-sort")
 column, ascending = SORT_CHOICES[order]

@@ -7,8 +7,19 @@ from lsi_app.ui.state import SELECTION_KEY, curated_table, require_result
 from lsi_app.ui.widgets import item_caption, show_item
 
 COLOUR_CHOICES = {"LSI": "lsi", "class": "class_name", "flag state": "flagged", "mislabel score": "mislabel_score"}
+#: Figures kept in memory (results times colourings).
+MAX_CACHED_FIGURES = 16
 #: Selected samples previewed under the map.
 PREVIEW_SIZE = 12
+
+
+
+@st.cache_data(max_entries=MAX_CACHED_FIGURES, show_spinner=False)
+def _score_figure(result_key: str, _table, _coords, colour_column: str):
+    # Building 50,000 WebGL points takes most of a second; colourings that do not
+    # depend on curation state are cached per result.
+    return embedding_figure(_table, _coords, color_by=colour_column)
+
 
 st.title("Embedding map")
 st.caption(
@@ -22,7 +33,11 @@ if result.coords is None:
     st.stop()
 
 colour = st.radio("Colour by", list(COLOUR_CHOICES), horizontal=True, key="map-colour")
-figure = embedding_figure(table, result.coords, color_by=COLOUR_CHOICES[colour])
+colour_column = COLOUR_CHOICES[colour]
+if colour_column == "flagged":
+    figure = embedding_figure(table, result.coords, color_by=colour_column)
+else:
+    figure = _score_figure(result.key, result.table, result.coords, colour_column)
 figure.update_layout(height=640)
 event = st.plotly_chart(figure, width="stretch", on_select="rerun", selection_mode=("box", "lasso"), key="map")
 selected = ids_from_selection(event)

@@ -8,6 +8,7 @@ import streamlit as st
 from lsi_app.analysis.export import ExportFormat, build_zip, curated_subset, write_export
 from lsi_app.store import workspace_dir
 from lsi_app.ui.state import curation_state, curation_store, require_result
+from lsi_app.ui.widgets import escape_markdown
 
 FORMAT_LABELS = {
     "CSV": ExportFormat.CSV,
@@ -41,7 +42,7 @@ try:
         lsi_budget=float(budget) or None,
     )
 except ValueError as error:
-    st.error(str(error))
+    st.error(escape_markdown(str(error)))
     st.stop()
 
 st.write(f"{len(subset):,} of {len(result.table):,} samples in the curated subset; {len(history):,} curation actions.")
@@ -69,9 +70,9 @@ if st.button("Export", type="primary", key="export-write"):
             label_mapping=label_mapping, history=history, settings=settings,
         )
     except (ValueError, OSError) as error:
-        st.error(f"Export failed: {error}")
+        st.error(escape_markdown(f"Export failed: {error}"))
     else:
-        st.success(f"Wrote {len(written)} files to {folder}")
+        st.success(escape_markdown(f"Wrote {len(written)} files to {folder}"))
         st.text("\n".join(str(path) for path in written[:20]) + ("\n…" if len(written) > 20 else ""))
 
 st.subheader("Download a zip")
@@ -82,7 +83,7 @@ if st.button("Build zip", key="export-zip"):
             subset, label_mapping=label_mapping, history=history, settings=settings, include_files=include_files
         )
     except (ValueError, OSError) as error:
-        st.error(f"Could not build the zip: {error}")
+        st.error(escape_markdown(f"Could not build the zip: {error}"))
 if ZIP_KEY in st.session_state:
     st.download_button(
         "Download curated subset (.zip)",

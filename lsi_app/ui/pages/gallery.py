@@ -9,6 +9,7 @@ from lsi_app.analysis.gallery import PAGE_SIZES, FlagState, GalleryQuery, pagina
 from lsi_app.analysis.neighbors import nearest_neighbors
 from lsi_app.data import ItemKind
 from lsi_app.store import CurationAction
+from lsi_app.store.curation import NOTE_MAX_CHARS
 from lsi_app.ui.state import (
     DETAIL_KEY,
     SELECTION_KEY,
@@ -18,7 +19,7 @@ from lsi_app.ui.state import (
     require_result,
     undo_last,
 )
-from lsi_app.ui.widgets import format_lsi, item_caption, show_item, show_large_item
+from lsi_app.ui.widgets import escape_markdown, format_lsi, item_caption, show_item, show_large_item
 
 #: Thumbnails per grid row for images, and previews per row for text.
 IMAGE_COLUMNS = 8
@@ -51,7 +52,12 @@ def _probabilities(position: int) -> pd.Series | None:
     return pd.Series(probabilities, index=class_names).sort_values(ascending=False).head(TOP_PROBABILITIES)
 
 
-@st.dialog("Sample", width="large")
+def _close_detail() -> None:
+    st.session_state.pop(DETAIL_KEY, None)
+
+
+# The dialog stays open across reruns until dismissed, so it shows each action's result.
+@st.dialog("Sample", width="large", on_dismiss=_close_detail)
 def _detail(sample_id: str) -> None:
     rows = table[table["sample_id"] == sample_id]
     if rows.empty:
@@ -82,11 +88,13 @@ def _detail(sample_id: str) -> None:
             curate(result, sample_id, CurationAction.UNFLAG if flagged else CurationAction.FLAG)
             st.rerun()
         current = row["relabel"] if isinstance(row["relabel"], str) else row["class_name"]
-        new_label = st.selectbox("Label", class_names, index=class_names.index(current) if current in class_names else 0)
+        new_label = st.selectbox(
+            "Label", class_names, index=class_names.index(current) if current in class_names else 0, key="detail-label"
+        )
         if st.button("Apply label", key="detail-relabel"):
             curate(result, sample_id, CurationAction.RELABEL, None if new_label == row["class_name"] else new_label)
             st.rerun()
-        note = st.text_area("Note", value=row["note"] or "", max_chars=10_000)
+        note = st.text_area("Note", value=row["note"] or "", max_chars=NOTE_MAX_CHARS, key="detail-note-text")
         if st.button("Save note", key="detail-note"):
             curate(result, sample_id, CurationAction.NOTE, note)
             st.rerun()
@@ -156,7 +164,7 @@ if header[2].button("Flag this page", disabled=page_rows.empty, key="gallery-fla
     st.rerun()
 if header[3].button("Undo last action", key="gallery-undo"):
     undone = undo_last(result)
-    st.toast(f"Undid {undone['action']} of {undone['sample_id']}" if undone else "Nothing to undo")
+    st.toast(escape_markdown(f"Undid {undone['action']} of {undone['sample_id']}") if undone else "Nothing to undo")
     st.rerun()
 
 per_row = IMAGE_COLUMNS if samples.kind is ItemKind.IMAGE else TEXT_COLUMNS
@@ -173,7 +181,7 @@ for start in range(0, len(page_rows), per_row):
             st.session_state[DETAIL_KEY] = sample_id
 
 if st.session_state.get(DETAIL_KEY):
-    _detail(st.session_state.pop(DETAIL_KEY))
+    _detail(st.session_state[DETAIL_KEY])
 
 if page_rows.empty:
     st.write("No sample matches these filters.")

@@ -6,7 +6,7 @@ import streamlit as st
 from lsi_app.analysis.review import mislabel_candidates
 from lsi_app.store import CurationAction
 from lsi_app.ui.state import curate, curation_state, require_result, undo_last
-from lsi_app.ui.widgets import format_lsi, show_large_item
+from lsi_app.ui.widgets import escape_markdown, format_lsi, show_large_item
 
 #: Candidates listed below the one under review.
 QUEUE_PREVIEW = 20
@@ -63,7 +63,7 @@ with right:
         st.rerun()
     if st.button("Undo", shortcut="u", width="stretch", key="review-undo"):
         undone = undo_last(result)
-        st.toast(f"Undid {undone['action']} of {undone['sample_id']}" if undone else "Nothing to undo")
+        st.toast(escape_markdown(f"Undid {undone['action']} of {undone['sample_id']}") if undone else "Nothing to undo")
         st.rerun()
 
 st.subheader("Next in the queue")
