@@ -24,8 +24,11 @@ def _score_figure(result_key: str, _table, _coords, colour_column: str):
 st.title("Embedding map")
 st.caption(
     "UMAP of the probe's input features (seeded, so the map is the same on every run). Points are "
-    "sized by LSI. Drag a box or a lasso to select samples, then open them in the gallery."
+    "sized by LSI; hovering shows a point's id, label and LSI. Drag a box or a lasso to select samples: "
+    "their thumbnails appear under the map, and the gallery can show them all."
 )
+# NOTE: plotly hover labels cannot show images, so thumbnails appear for the selection
+# under the map rather than on hover.
 result = require_result()
 table = curated_table(result)
 if result.coords is None:
