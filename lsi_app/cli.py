@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,16 @@ logger = logging.getLogger("lsi_app")
 DEFAULT_PORT = 8501
 DEFAULT_ADDRESS = "127.0.0.1"
 APP_FILE = Path(__file__).with_name("app.py")
+
+#: Dashboard theme, passed on the command line so that it applies from any working
+#: folder (the repository's .streamlit/config.toml is only read from its root).
+THEME = {
+    "base": "dark",
+    "primaryColor": "#4da3ff",
+    "backgroundColor": "#0e1117",
+    "secondaryBackgroundColor": "#1a1d24",
+    "textColor": "#e6e6e6",
+}
 
 #: Largest upload the server accepts, in MB; the dashboard reads data from paths, not uploads.
 MAX_UPLOAD_MB = 50
@@ -190,6 +201,9 @@ def _add_workspace_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _size(text: str) -> int:
+    if text.strip().replace(".", "", 1).isdigit():
+        # A bare number would be bytes, and "1" would delete almost everything.
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: add a unit, e.g. 500MB or 2GiB")
     try:
         return parse_size(text)
     except ValueError as error:
@@ -276,6 +290,8 @@ def _run_server(args: argparse.Namespace) -> int:
         "--server.maxUploadSize",
         str(MAX_UPLOAD_MB),
     ]
+    for option, value in THEME.items():
+        command += [f"--theme.{option}", value]
     env = dict(os.environ, **{DATASET_VARIABLE: args.dataset, MODEL_VARIABLE: args.model})
     env[CLUSTERS_VARIABLE] = str(args.clusters)
     if args.labels is not None:
@@ -283,10 +299,21 @@ def _run_server(args: argparse.Namespace) -> int:
     if args.workspace is not None:
         env[HOME_VARIABLE] = str(args.workspace.resolve())
     logger.info("serving %s on http://%s:%d", args.dataset, args.address, args.port)
+    server = subprocess.Popen(command, env=env)
+
+    def stop_server(signal_number, frame) -> None:
+        # Without this, SIGTERM would end this wrapper and leave Streamlit serving the port.
+        server.terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop_server)
     try:
-        return subprocess.call(command, env=env)
+        return server.wait()
     except KeyboardInterrupt:
+        server.terminate()
+        server.wait()
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _compute(args: argparse.Namespace) -> int:

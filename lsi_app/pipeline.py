@@ -192,14 +192,14 @@ def _extract(settings, samples, extractor, features_cache, key, device, progress
             for note in metadata.get("notes", []):
                 logger.info("%s", note)
             return features, kept, skipped, True
-        logger.info("extracting features of %d samples with %s on %s", len(samples), settings.model, device)
+        logger.info("extracting features of %d samples with %s on %s", len(samples), extractor.source, device)
         extraction = extractor.extract(samples, device=device, batch_size=settings.batch_size, progress=progress)
         for note in extraction.notes:
             logger.info("%s", note)
         metadata = {
-            "description": f"{samples.name} | {settings.model} | {extraction.features.shape[1]} features",
+            "description": f"{samples.name} | {extractor.source} | {extraction.features.shape[1]} features",
             "dataset": samples.name,
-            "model": settings.model,
+            "model": extractor.source,
             "n_samples": int(len(extraction.kept)),
             "skipped": [[entry.item, entry.reason] for entry in extraction.skipped],
             "notes": list(extraction.notes),
@@ -219,19 +219,28 @@ def _drop_non_finite(samples: SampleSet, features: np.ndarray) -> tuple[SampleSe
     return samples.subset(kept, skipped), features[kept]
 
 
-def _label(settings: PipelineSettings, samples: SampleSet, features: np.ndarray) -> SampleSet:
-    if samples.labelled:
-        if settings.clusters:
-            raise ValueError(
-                f"dataset {samples.name!r} has labels, so --clusters {settings.clusters} does not apply; "
-                "omit it to score against the given labels"
-            )
-        return samples
-    if not settings.clusters:
+def _check_labels(settings: PipelineSettings, samples: SampleSet, model_source: str) -> None:
+    """Raise ValueError, before any extraction, when the labels and the settings do not fit together."""
+    if samples.labelled and settings.clusters:
+        raise ValueError(
+            f"dataset {samples.name!r} has labels, so --clusters {settings.clusters} does not apply; "
+            "omit it to score against the given labels"
+        )
+    if not samples.labelled and not settings.clusters:
         raise ValueError(
             f"dataset {samples.name!r} has no labels; pass --clusters K (K >= 2) to score against "
             "k-means pseudo-labels of the features, or add labels"
         )
+    if not samples.labelled and model_source == "cnn":
+        raise ValueError(
+            f"dataset {samples.name!r} has no labels, and the in-app CNN trains on labels; pass a pretrained "
+            "model with --model torchvision:ARCH:WEIGHTS_FILE or a TorchScript file"
+        )
+
+
+def _label(settings: PipelineSettings, samples: SampleSet, features: np.ndarray) -> SampleSet:
+    if samples.labelled:
+        return samples
     labels, names = kmeans_pseudo_labels(features, settings.clusters)
     return samples.with_labels(labels, names, pseudo=True)
 
@@ -267,6 +276,7 @@ def run_pipeline(
     progress(0.0, f"Opening dataset {settings.dataset}")
     samples = open_dataset(settings.dataset, labels=settings.labels, progress=scaled(progress, 0.0, steps[0]))
     model_source = resolve_model_source(settings.model, samples.kind)
+    _check_labels(settings, samples, model_source)
     extractor = open_model(
         model_source,
         samples.kind,
@@ -309,7 +319,7 @@ def run_pipeline(
             table, from_cache = results.load(key), True
         else:
             table, from_cache = _score(settings, samples, features, features_key, root, device, progress, steps), False
-            results.save(key, table, description={"description": _describe(settings)})
+            results.save(key, table, description={"description": _describe(settings, model_source)})
     result = PipelineResult(samples, table, key, from_cache=from_cache, features_from_cache=features_from_cache)
     if dashboard:
         result.features = np.asarray(features)
@@ -333,9 +343,10 @@ def _score(settings, samples, features, features_key, root, device, progress, st
         return_weights=True,
         **settings.engine_options(str(device)),
     )
-    probes.save(probe_key, weights, {"description": f"{settings.dataset} | {settings.model} | probe weights"})
+    model_source = resolve_model_source(settings.model, samples.kind)
+    probes.save(probe_key, weights, {"description": f"{settings.dataset} | {model_source} | probe weights"})
     table = build_sample_table(samples, scores)
-    table.attrs["pipeline_settings"] = _settings_record(settings, resolve_model_source(settings.model, samples.kind))
+    table.attrs["pipeline_settings"] = _settings_record(settings, model_source)
     table.attrs["dataset_fingerprint"] = samples.fingerprint
     table.attrs["probe_key"] = probe_key
     table.attrs["skipped"] = [[entry.item, entry.reason] for entry in samples.skipped]
@@ -370,9 +381,9 @@ def _settings_record(settings: PipelineSettings, model_source: str) -> dict:
     return record
 
 
-def _describe(settings: PipelineSettings) -> str:
+def _describe(settings: PipelineSettings, model_source: str) -> str:
     prior = settings.prior_precision
-    return f"{settings.dataset} | {settings.model} | {settings.hessian}, prior {prior}, {settings.method}"
+    return f"{settings.dataset} | {model_source} | {settings.hessian}, prior {prior}, {settings.method}"
 
 
 def _load_result(results: ResultCache, settings, samples: SampleSet, features_key: str) -> PipelineResult | None:

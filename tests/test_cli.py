@@ -256,3 +256,40 @@ def test_two_concurrent_runs_extract_once(tmp_path):
     first, second = (pd.read_parquet(tmp_path / f"run{i}.parquet") for i in range(2))
     pd.testing.assert_frame_equal(first, second)
     assert len(list((workspace / "features").glob("*.json"))) == 1
+
+
+def test_cache_prune_requires_unit(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["cache", "prune", "--max-size", "1"])
+    assert "add a unit" in capsys.readouterr().err
+
+
+def test_run_stops_server_on_sigterm(tmp_path):
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    wrapper = subprocess.Popen(
+        [sys.executable, "-m", "lsi_app.cli", "run", "--port", str(port), "--workspace", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/_stcore/health"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                break
+        except OSError:
+            time.sleep(0.3)
+
+    wrapper.send_signal(signal.SIGTERM)
+    wrapper.wait(timeout=30)
+    time.sleep(1)
+
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=2)

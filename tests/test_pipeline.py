@@ -198,3 +198,25 @@ def test_text_csv_end_to_end(tmp_path):
     assert result.table.attrs["pipeline_settings"]["model_resolved"] == "minilm"
     assert (result.table["predicted"] == result.table["label"]).all()
     assert list(result.skipped["reason"]) == ["empty text"]
+
+
+def test_unlabelled_images_with_cnn_fail_before_extraction(tmp_path, monkeypatch):
+    root = tmp_path / "flat"
+    root.mkdir()
+    for i in range(4):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(root / f"{i}.png")
+    training, _ = _count_work(monkeypatch)
+
+    with pytest.raises(ValueError, match="in-app CNN trains on labels"):
+        run_pipeline(PipelineSettings(dataset=str(root), clusters=2), workspace=tmp_path / "ws")
+
+    assert training.calls == 0
+
+
+def test_clusters_on_labelled_data_fail_before_extraction(tmp_path, monkeypatch):
+    training, _ = _count_work(monkeypatch)
+
+    with pytest.raises(ValueError, match="does not apply"):
+        run_pipeline(PipelineSettings(clusters=3), workspace=tmp_path)
+
+    assert training.calls == 0

@@ -218,4 +218,6 @@ def open_text_csv(path: Path) -> SampleSet:
         reader=TextItems(kept_texts),
         fingerprint=fingerprint_of("text", np.array(kept_texts, dtype=object), codes, class_names, sample_ids),
         skipped=tuple(skipped),
+        # The score table carries the text, so that results read without the source file.
+        columns={"text": np.array(kept_texts, dtype=object)},
     )

@@ -26,6 +26,9 @@ def dashboard(tmp_path_factory):
         with playwright.sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            outside = []
+            page.on("request", lambda request: outside.append(request.url) if not request.url.startswith((url, "data:", "blob:")) else None)
+            page.outside_requests = outside
             try:
                 yield url, page
             finally:
@@ -63,6 +66,7 @@ def test_every_page_renders(dashboard):
 
         assert page.locator("[data-testid='stException']").count() == 0
         assert page.locator("[data-testid='stAlertContentError']").count() == 0
+    assert page.outside_requests == []
 
 
 def test_flag_survives_reload(dashboard):

@@ -8,9 +8,12 @@ from tests.ui.apptest import open_page
 MISLABELED = "ui/pages/mislabeled.py"
 
 
-def _top_candidates(workspace, count):
+def _top_candidates(workspace, count, disagreeing_only=False):
     table = run_pipeline(default_settings(), workspace=workspace).table
-    return mislabel_candidates(table)["sample_id"].head(count).tolist()
+    candidates = mislabel_candidates(table)
+    if disagreeing_only:
+        candidates = candidates[candidates["disagrees"]]
+    return candidates["sample_id"].head(count).tolist()
 
 
 def _current_id(app):
@@ -22,13 +25,14 @@ def test_mislabeled_shows_top_candidate(dashboard_workspace):
 
     assert not app.exception
     assert not app.error
-    assert _current_id(app) == _top_candidates(dashboard_workspace, 1)[0]
+    assert _current_id(app) == _top_candidates(dashboard_workspace, 1, disagreeing_only=True)[0]
     assert app.button(key="review-mislabeled").label == "Mark mislabeled"
 
 
 def test_mislabeled_actions_advance_and_persist(dashboard_workspace):
     first, second, third = _top_candidates(dashboard_workspace, 3)
     app = open_page(MISLABELED)
+    app.toggle(key="review-disagreeing").set_value(False).run()
 
     app.button(key="review-keep").click().run()
     assert _current_id(app) == second
@@ -44,13 +48,14 @@ def test_mislabeled_actions_advance_and_persist(dashboard_workspace):
 
 
 def test_mislabeled_accept_relabels(dashboard_workspace):
-    first = _top_candidates(dashboard_workspace, 1)[0]
+    first = _top_candidates(dashboard_workspace, 1, disagreeing_only=True)[0]
     app = open_page(MISLABELED)
     accept = app.button(key="review-accept")
     suggested = accept.label.removeprefix("Accept label ")
+    assert not accept.disabled
 
-    if not accept.disabled:
-        accept.click().run()
-        state = CurationStore(dashboard_workspace / "curation.sqlite").state(load_digits_samples().fingerprint)
-        assert dict(zip(state["sample_id"], state["relabel"])) == {first: suggested}
-        assert _current_id(app) != first
+    accept.click().run()
+
+    state = CurationStore(dashboard_workspace / "curation.sqlite").state(load_digits_samples().fingerprint)
+    assert dict(zip(state["sample_id"], state["relabel"])) == {first: suggested}
+    assert _current_id(app) != first

@@ -22,7 +22,7 @@ from lsi_app.ui.state import (
 from lsi_app.ui.widgets import escape_markdown, format_lsi, item_caption, show_item, show_large_item
 
 #: Thumbnails per grid row for images, and previews per row for text.
-IMAGE_COLUMNS = 8
+IMAGE_COLUMNS = 6
 TEXT_COLUMNS = 3
 #: Nearest neighbours shown in the detail view.
 NEIGHBOURS = 6

@@ -5,7 +5,7 @@ import streamlit as st
 
 from lsi_app.analysis.review import mislabel_candidates
 from lsi_app.store import CurationAction
-from lsi_app.ui.state import curate, curation_state, require_result, undo_last
+from lsi_app.ui.state import curate, curation_state, curation_store, require_result, undo_last
 from lsi_app.ui.widgets import escape_markdown, format_lsi, show_large_item
 
 #: Candidates listed below the one under review.
@@ -21,9 +21,17 @@ st.caption(
 result = require_result()
 skipped = st.session_state.setdefault(SKIPPED_KEY, set())
 candidates = mislabel_candidates(result.table, curation_state(result))
+disagreeing_only = st.toggle(
+    "Only samples whose label the probe disagrees with",
+    value=True,
+    key="review-disagreeing",
+    help="Off: every sample in mislabel-score order, including those the probe agrees with.",
+)
+if disagreeing_only:
+    candidates = candidates[candidates["disagrees"]]
 queue = candidates[~candidates["sample_id"].astype(str).isin(skipped)]
 
-reviewed = len(result.table) - len(candidates)
+reviewed = curation_store().counts(result.samples.fingerprint)["reviewed"]
 st.write(f"{len(queue):,} candidates to review · {reviewed:,} reviewed · {len(skipped):,} skipped in this session")
 
 if queue.empty:
