@@ -150,6 +150,20 @@ def _build_parser() -> argparse.ArgumentParser:
         help="replace the fast LSI of the K highest samples by exact values (default 0)",
     )
     compute.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="where extraction and scoring run: local (this process, default) or ray (one Ray task per "
+        "shard of 20,000 samples; needs pip install 'lsi-app[ray]')",
+    )
+    compute.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="address of a running Ray cluster, e.g. ray://head:10001 or auto (default: start a local "
+        "cluster on this machine for the run); every node must mount the workspace and model files at "
+        "the same path",
+    )
+    compute.add_argument(
         "--no-standardize",
         dest="standardize",
         action="store_false",
@@ -339,6 +353,8 @@ def _compute(args: argparse.Namespace) -> int:
         refine_top=args.refine_top,
         standardize=args.standardize,
         batch_size=args.batch_size,
+        engine=args.engine,
+        ray_address=args.ray_address,
     )
     settings.validate()
 
@@ -436,9 +452,16 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": _run_server, "compute": _compute, "cache": _cache}
     try:
         return handlers[args.command](args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ImportError) as error:
         print(f"lsi-app {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        # Failures this package raises on purpose (such as a Ray shard that kept failing)
+        # carry a message for the user; anything else keeps its traceback.
+        if not type(error).__module__.startswith("lsi_app."):
+            raise
+        print(f"lsi-app {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,13 @@ CACHE_FORMAT = 2
 DEFAULT_BATCH_SIZE = 64
 
 
+class Engine(str, Enum):
+    """Where feature extraction and scoring run."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     """Everything that determines a score table.
@@ -77,6 +85,8 @@ class PipelineSettings:
     standardize: bool = True
     batch_size: int = DEFAULT_BATCH_SIZE
     cnn: CNNConfig = field(default_factory=CNNConfig)
+    engine: str = Engine.LOCAL.value
+    ray_address: str | None = None
 
     def validate(self) -> None:
         """Raise ValueError for an invalid source or engine setting, before any work."""
@@ -92,6 +102,15 @@ class PipelineSettings:
             raise ValueError(f"image size must be >= 8 pixels, got {self.image_size}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.engine not in {member.value for member in Engine}:
+            raise ValueError(f"engine {self.engine!r} is not supported; use 'local' or 'ray'")
+        if self.engine == Engine.RAY.value and (self.method != "fast" or self.self_check or self.refine_top):
+            raise ValueError(
+                "--engine ray computes fast LSI only; drop --method exact, --self-check and --refine-top, "
+                "or use --engine local"
+            )
+        if self.engine != Engine.RAY.value and self.ray_address is not None:
+            raise ValueError(f"--ray-address {self.ray_address} applies to --engine ray only; add --engine ray")
         resolve_device(self.device)
 
     def engine_options(self, device: str | None = None) -> dict:
@@ -177,7 +196,10 @@ def _probe_key(settings: PipelineSettings, features_key: str) -> str:
 
 def _result_key(settings: PipelineSettings, features_key: str) -> str:
     parts = asdict(settings)
-    for unkeyed in ("device", "batch_size", "dataset", "model", "labels", "feature_layer", "image_size", "cnn"):
+    unkeyed_fields = (
+        "device", "batch_size", "dataset", "model", "labels", "feature_layer", "image_size", "cnn", "engine", "ray_address",
+    )
+    for unkeyed in unkeyed_fields:
         parts.pop(unkeyed)  # The features key already covers the sources, or the value leaves the result unchanged.
     parts.update(features=features_key, format=CACHE_FORMAT, lsi_app_version=__version__)
     return cache_key(parts)
@@ -193,7 +215,21 @@ def _extract(settings, samples, extractor, features_cache, key, device, progress
                 logger.info("%s", note)
             return features, kept, skipped, True
         logger.info("extracting features of %d samples with %s on %s", len(samples), extractor.source, device)
-        extraction = extractor.extract(samples, device=device, batch_size=settings.batch_size, progress=progress)
+        if settings.engine == Engine.RAY.value:
+            from lsi_app.scaleout import extract_features_ray  # the ray extra is optional
+
+            extraction = extract_features_ray(
+                samples,
+                extractor.source,
+                cache_root=features_cache.root,
+                features_key=key,
+                model_options={"feature_layer": settings.feature_layer, "image_size": settings.image_size},
+                options=_ray_options(settings, device),
+                batch_size=settings.batch_size,
+                progress=progress,
+            )
+        else:
+            extraction = extractor.extract(samples, device=device, batch_size=settings.batch_size, progress=progress)
         for note in extraction.notes:
             logger.info("%s", note)
         metadata = {
@@ -205,6 +241,11 @@ def _extract(settings, samples, extractor, features_cache, key, device, progress
             "notes": list(extraction.notes),
         }
         features_cache.save(key, extraction.features, extraction.kept, metadata)
+        if settings.engine == Engine.RAY.value:
+            from lsi_app.scaleout import discard_feature_shards
+
+            shard_size = _ray_options(settings, device).shard_size
+            discard_feature_shards(len(samples), cache_root=features_cache.root, features_key=key, shard_size=shard_size)
         return extraction.features, extraction.kept, list(extraction.skipped), False
 
 
@@ -334,15 +375,33 @@ def _score(settings, samples, features, features_key, root, device, progress, st
     probes = ProbeCache(root)
     probe_key = _probe_key(settings, features_key)
     initial_weights = probes.load(probe_key)[0] if probes.has(probe_key) else None
-    scores, weights = compute_lsi(
-        features,
-        samples.labels,
-        n_classes=samples.n_classes,
-        initial_weights=initial_weights,
-        progress=scaled(progress, steps[1], steps[2]),
-        return_weights=True,
-        **settings.engine_options(str(device)),
-    )
+    if settings.engine == Engine.RAY.value:
+        from lsi_app.scaleout import score_ray  # the ray extra is optional
+
+        scores, weights = score_ray(
+            features,
+            samples.labels,
+            samples.n_classes,
+            cache_root=root,
+            result_key=_result_key(settings, features_key),
+            hessian=settings.hessian,
+            prior_precision=settings.prior_precision,
+            options=_ray_options(settings, device),
+            device=str(device),
+            initial_weights=initial_weights,
+            progress=scaled(progress, steps[1], steps[2]),
+            return_weights=True,
+        )
+    else:
+        scores, weights = compute_lsi(
+            features,
+            samples.labels,
+            n_classes=samples.n_classes,
+            initial_weights=initial_weights,
+            progress=scaled(progress, steps[1], steps[2]),
+            return_weights=True,
+            **settings.engine_options(str(device)),
+        )
     model_source = resolve_model_source(settings.model, samples.kind)
     probes.save(probe_key, weights, {"description": f"{settings.dataset} | {model_source} | probe weights"})
     table = build_sample_table(samples, scores)
@@ -351,6 +410,12 @@ def _score(settings, samples, features, features_key, root, device, progress, st
     table.attrs["probe_key"] = probe_key
     table.attrs["skipped"] = [[entry.item, entry.reason] for entry in samples.skipped]
     return table
+
+
+def _ray_options(settings: PipelineSettings, device):
+    from lsi_app.scaleout import RayOptions  # the ray extra is optional
+
+    return RayOptions(address=settings.ray_address, gpus_per_worker=1.0 if device.type == "cuda" else 0.0)
 
 
 def _embedding(root: Path, settings: PipelineSettings, features_key: str, features: np.ndarray, progress) -> np.ndarray:

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -50,7 +51,7 @@ def test_bad_options_exit_2_with_message(empty_workspace, capsys, arguments, mes
             [
                 "--dataset", "--model", "--features", "--labels", "--clusters", "--feature-layer", "--image-size",
                 "--batch-size", "--hessian", "--prior-precision", "--method", "--device", "--self-check",
-                "--refine-top", "--no-standardize", "--out", "--workspace",
+                "--refine-top", "--no-standardize", "--out", "--workspace", "--engine", "--ray-address",
             ],
         ),
     ],
@@ -293,3 +294,33 @@ def test_run_stops_server_on_sigterm(tmp_path):
 
     with pytest.raises(OSError):
         urllib.request.urlopen(url, timeout=2)
+
+
+def test_compute_ray_engine_matches_local(tmp_path):
+    pytest.importorskip("ray")
+    rng = np.random.default_rng(5)
+    labels = np.arange(300) % 3
+    np.save(tmp_path / "f.npy", rng.normal(size=(300, 6)) + labels[:, None])
+    np.save(tmp_path / "l.npy", labels)
+    common = ["compute", "--features", str(tmp_path / "f.npy"), "--labels", str(tmp_path / "l.npy"), "--hessian", "kron"]
+
+    local = subprocess.run(
+        [sys.executable, "-m", "lsi_app.cli", *common, "--workspace", str(tmp_path / "a"), "--out", str(tmp_path / "local.parquet")],
+        capture_output=True, text=True,
+    )
+    ray = subprocess.run(
+        [sys.executable, "-m", "lsi_app.cli", *common, "--engine", "ray", "--workspace", str(tmp_path / "b"), "--out", str(tmp_path / "ray.parquet")],
+        capture_output=True, text=True, env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+    )
+
+    assert local.returncode == 0, local.stderr
+    assert ray.returncode == 0, ray.stderr
+    first, second = pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "ray.parquet")
+    for column in ("lsi", "loss", "p_label", "margin", "mislabel_score"):
+        np.testing.assert_allclose(second[column], first[column], rtol=1e-6, err_msg=column)
+    assert second.attrs["lsi_settings"]["engine"] == "ray"
+
+
+def test_compute_ray_engine_rejects_self_check(empty_workspace, capsys):
+    assert cli.main(["compute", "--engine", "ray", "--self-check", "5", "--out", "x.parquet"]) == 2
+    assert "--engine ray computes fast LSI only" in capsys.readouterr().err
