@@ -26,6 +26,7 @@ from lsi_app.pipeline import (
     PipelineSettings,
     run_pipeline,
 )
+from lsi_app.scaleout.partitioned import write_parquet_partitioned
 from lsi_app.store import HOME_VARIABLE, clear, format_size, list_entries, parse_size, prune, workspace_dir
 
 logger = logging.getLogger("lsi_app")
@@ -175,6 +176,13 @@ def _build_parser() -> argparse.ArgumentParser:
         required=True,
         help="output Parquet file (.parquet), one row per sample; beside it go the per-class summary "
         "(scores.summary.csv for scores.parquet) and the skipped items with reasons (scores.skipped.csv)",
+    )
+    compute.add_argument(
+        "--rows-per-file",
+        type=int,
+        metavar="N",
+        help="write --out as a folder of Parquet parts of at most N rows each, in sample order "
+        "(for very large runs; pandas.read_parquet reads the folder back)",
     )
     _add_workspace_option(compute)
 
@@ -357,6 +365,8 @@ def _compute(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
     )
     settings.validate()
+    if args.rows_per_file is not None and args.rows_per_file < 1:
+        raise ValueError(f"--rows-per-file must be >= 1, got {args.rows_per_file}")
 
     bar_format = "{percentage:3.0f}%|{bar:30}| {elapsed} {desc}"
     # disable=None turns the bar off when stderr is not a terminal (logs, CI);
@@ -379,7 +389,10 @@ def _compute(args: argparse.Namespace) -> int:
     table = result.table
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out, index=False)
+    if args.rows_per_file:
+        write_parquet_partitioned(table, out, args.rows_per_file, overwrite=True)
+    else:
+        table.to_parquet(out, index=False)
     summary = summarize_lsi(table["lsi"].to_numpy(), table["label"].to_numpy(), result.samples.class_names)
     summary_path = out.with_name(out.stem + ".summary.csv")
     summary.per_class.to_csv(summary_path)

@@ -51,7 +51,7 @@ def test_bad_options_exit_2_with_message(empty_workspace, capsys, arguments, mes
             [
                 "--dataset", "--model", "--features", "--labels", "--clusters", "--feature-layer", "--image-size",
                 "--batch-size", "--hessian", "--prior-precision", "--method", "--device", "--self-check",
-                "--refine-top", "--no-standardize", "--out", "--workspace", "--engine", "--ray-address",
+                "--refine-top", "--no-standardize", "--out", "--workspace", "--engine", "--ray-address", "--rows-per-file",
             ],
         ),
     ],
@@ -324,3 +324,22 @@ def test_compute_ray_engine_matches_local(tmp_path):
 def test_compute_ray_engine_rejects_self_check(empty_workspace, capsys):
     assert cli.main(["compute", "--engine", "ray", "--self-check", "5", "--out", "x.parquet"]) == 2
     assert "--engine ray computes fast LSI only" in capsys.readouterr().err
+
+
+def test_compute_rows_per_file_writes_parts(tmp_path, empty_workspace):
+    rng = np.random.default_rng(6)
+    labels = np.arange(50) % 2
+    np.save(tmp_path / "f.npy", rng.normal(size=(50, 3)) + labels[:, None])
+    np.save(tmp_path / "l.npy", labels)
+    out = tmp_path / "scores.parquet"
+
+    status = cli.main(
+        ["compute", "--features", str(tmp_path / "f.npy"), "--labels", str(tmp_path / "l.npy"), "--rows-per-file", "20", "--out", str(out)]
+    )
+
+    assert status == 0
+    assert sorted(path.name for path in out.iterdir()) == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    table = pd.read_parquet(out)
+    assert len(table) == 50
+    assert table["sample_id"].tolist() == sorted(table["sample_id"].tolist())
+    assert (tmp_path / "scores.summary.csv").is_file()
