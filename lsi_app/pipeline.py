@@ -56,7 +56,7 @@ DEFAULT_BATCH_SIZE = 64
 
 
 class Engine(str, Enum):
-    """Where feature extraction and scoring run."""
+    """Execution backend of feature extraction and scoring."""
 
     LOCAL = "local"
     RAY = "ray"
@@ -286,6 +286,21 @@ def _label(settings: PipelineSettings, samples: SampleSet, features: np.ndarray)
     return samples.with_labels(labels, names, pseudo=True)
 
 
+def _open_sources(settings: PipelineSettings, progress: ProgressCallback = ignore_progress):
+    """Open the dataset and the model; return the samples, the resolved model source, the extractor and the features key."""
+    samples = open_dataset(settings.dataset, labels=settings.labels, progress=progress)
+    model_source = resolve_model_source(settings.model, samples.kind)
+    _check_labels(settings, samples, model_source)
+    extractor = open_model(
+        model_source,
+        samples.kind,
+        feature_layer=settings.feature_layer,
+        image_size=settings.image_size,
+        cnn_config=settings.cnn,
+    )
+    return samples, model_source, extractor, _features_key(samples, extractor.fingerprint())
+
+
 def run_pipeline(
     settings: PipelineSettings = PipelineSettings(),
     *,
@@ -315,17 +330,7 @@ def run_pipeline(
     root = workspace_dir(workspace)
     steps = _DASHBOARD_STEPS if dashboard else _CLI_STEPS
     progress(0.0, f"Opening dataset {settings.dataset}")
-    samples = open_dataset(settings.dataset, labels=settings.labels, progress=scaled(progress, 0.0, steps[0]))
-    model_source = resolve_model_source(settings.model, samples.kind)
-    _check_labels(settings, samples, model_source)
-    extractor = open_model(
-        model_source,
-        samples.kind,
-        feature_layer=settings.feature_layer,
-        image_size=settings.image_size,
-        cnn_config=settings.cnn,
-    )
-    features_key = _features_key(samples, extractor.fingerprint())
+    samples, model_source, extractor, features_key = _open_sources(settings, scaled(progress, 0.0, steps[0]))
     features_cache = FeatureCache(root)
 
     results = ResultCache(root)
@@ -359,7 +364,8 @@ def run_pipeline(
         if results.has(key):
             table, from_cache = results.load(key), True
         else:
-            table, from_cache = _score(settings, samples, features, features_key, root, device, progress, steps), False
+            scored = _score(settings, samples, model_source, features, features_key, root, device, progress, steps)
+            table, from_cache = scored, False
             results.save(key, table, description={"description": _describe(settings, model_source)})
     result = PipelineResult(samples, table, key, from_cache=from_cache, features_from_cache=features_from_cache)
     if dashboard:
@@ -369,7 +375,7 @@ def run_pipeline(
     return result
 
 
-def _score(settings, samples, features, features_key, root, device, progress, steps) -> pd.DataFrame:
+def _score(settings, samples, model_source, features, features_key, root, device, progress, steps) -> pd.DataFrame:
     """Fit the probe posterior and compute LSI, warm-starting from cached probe weights."""
     progress(steps[1], "Fitting the probe posterior and computing LSI")
     probes = ProbeCache(root)
@@ -402,7 +408,6 @@ def _score(settings, samples, features, features_key, root, device, progress, st
             return_weights=True,
             **settings.engine_options(str(device)),
         )
-    model_source = resolve_model_source(settings.model, samples.kind)
     probes.save(probe_key, weights, {"description": f"{settings.dataset} | {model_source} | probe weights"})
     table = build_sample_table(samples, scores)
     table.attrs["pipeline_settings"] = _settings_record(settings, model_source)
@@ -476,15 +481,8 @@ def load_cached(settings: PipelineSettings, workspace: Path | str | None = None)
     Opens the dataset (to fingerprint it) but extracts nothing and fits nothing.
     """
     settings.validate()
-    samples = open_dataset(settings.dataset, labels=settings.labels)
-    extractor = open_model(
-        resolve_model_source(settings.model, samples.kind),
-        samples.kind,
-        feature_layer=settings.feature_layer,
-        image_size=settings.image_size,
-        cnn_config=settings.cnn,
-    )
-    return _load_result(ResultCache(workspace_dir(workspace)), settings, samples, _features_key(samples, extractor.fingerprint()))
+    samples, _, _, features_key = _open_sources(settings)
+    return _load_result(ResultCache(workspace_dir(workspace)), settings, samples, features_key)
 
 
 def score_arrays(

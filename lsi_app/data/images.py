@@ -564,27 +564,8 @@ def open_image_folder(
             SkippedItem(folder, EMPTY_CLASS_REASON) for folder, count in zip(class_folders, counts) if count == 0
         )
 
-    fingerprint = fingerprint_of(
-        "imagefolder",
-        sample_ids,
-        np.array(checked.sizes, dtype=np.int64),
-        np.array(checked.mtimes_ns, dtype=np.int64),
-        labels,
-        class_names,
-    )
-    logger.info(
-        "opened image folder %s: %d images, %d classes, %d items skipped",
-        root, len(sample_ids), len(class_names), len(skipped),
-    )
-    return SampleSet(
-        name=str(root),
-        sample_ids=sample_ids,
-        labels=labels,
-        class_names=class_names,
-        reader=ImageFiles(tuple(paths.tolist()), max_pixels),
-        fingerprint=fingerprint,
-        paths=paths,
-        skipped=tuple(skipped),
+    return _image_sample_set(
+        "image folder", root, sample_ids, paths, checked, labels, class_names, skipped, max_pixels, {}
     )
 
 
@@ -764,21 +745,28 @@ def open_manifest(
         labels, class_names = _encode_manifest_labels([label_cells[row - 1] for row in rows])
     extra = {"split": np.array([split_cells[row - 1] for row in rows], dtype=str)} if split_cells is not None else {}
 
+    return _image_sample_set(
+        "manifest", path, sample_ids, paths, checked, labels, class_names, skipped, max_pixels, extra
+    )
+
+
+def _image_sample_set(source, location, sample_ids, paths, checked, labels, class_names, skipped, max_pixels, columns):
+    """Build the :class:`SampleSet` of an image folder or manifest, fingerprinted by file size and mtime."""
     fingerprint = fingerprint_of(
-        "manifest",
+        "imagefolder" if source == "image folder" else source,
         sample_ids,
         np.array(checked.sizes, dtype=np.int64),
         np.array(checked.mtimes_ns, dtype=np.int64),
         labels,
         class_names,
-        extra.get("split"),
+        *([columns.get("split")] if source == "manifest" else []),
     )
     logger.info(
-        "opened manifest %s: %d images, %d classes, %d items skipped",
-        path, len(sample_ids), len(class_names), len(skipped),
+        "opened %s %s: %d images, %d classes, %d items skipped",
+        source, location, len(sample_ids), len(class_names), len(skipped),
     )
     return SampleSet(
-        name=str(path),
+        name=str(location),
         sample_ids=sample_ids,
         labels=labels,
         class_names=class_names,
@@ -786,5 +774,5 @@ def open_manifest(
         fingerprint=fingerprint,
         paths=paths,
         skipped=tuple(skipped),
-        columns=extra,
+        columns=columns,
     )

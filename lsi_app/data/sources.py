@@ -171,7 +171,7 @@ def open_dataset(
     Raises
     ------
     ValueError
-        When the source is invalid or holds no usable sample; the message
+        When the source is invalid or contains no usable sample; the message
         names the value or file and the fix. Unusable items are not errors:
         they are listed in ``SampleSet.skipped``.
     """

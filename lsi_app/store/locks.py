@@ -159,7 +159,7 @@ def _try_acquire(path: Path) -> int | None:
         raise
 
     # Maintenance may have deleted the file between our open and flock. A lock
-    # on the deleted file would exclude nobody, so start over on the new file.
+    # on the deleted file would exclude no other process, so start over on the new file.
     opened = os.fstat(handle)
     try:
         current = os.stat(path)

@@ -342,7 +342,7 @@ def _remove_entry(root: Path, entry: _Entry) -> int | None:
     with try_lock(root, entry.key) as acquired:
         if not acquired:
             logger.info(
-                "skipped %s entry %s because a running computation holds %s",
+                "skipped %s entry %s because a running computation has locked %s",
                 entry.kind.value,
                 entry.key,
                 lock_path(root, entry.key),

@@ -28,7 +28,7 @@ st.caption(
 @st.cache_data(max_entries=MAX_CACHED_TABLES, show_spinner="Bootstrapping class intervals")
 def _class_statistics(result_key: str, _table, class_names: tuple[str, ...]):
     # The bootstrap costs seconds at 50,000 samples and depends on the scores only, so it
-    # is cached per result; flag counts change with every action and are added afterwards.
+    # is cached per result. Flag counts change with every action, so they are added afterwards.
     return class_table(_table, list(class_names))
 
 
